@@ -1,0 +1,98 @@
+# syntax=docker/dockerfile:1
+#
+# Countersign service image: `countersign serve` by default; the Helm chart runs the same image as
+# `countersign worker` and `countersign migrate`.
+#
+#   docker build -t countersign --build-arg GIT_COMMIT=$(git rev-parse HEAD) .
+#   docker run -p 8000:8000 countersign          # embedded mode: SQLite in /data, dev auth
+#
+# Production sets COUNTERSIGN_DATABASE_URL / COUNTERSIGN_REDIS_URL / COUNTERSIGN_AUTH_MODE=oidc /
+# COUNTERSIGN_SECRET_KEY (see docs/operations.md).
+
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# ---- build: a self-contained venv in /opt/venv ------------------------------------------------
+FROM ${PYTHON_IMAGE} AS build
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+# A compiler only for dependencies without a wheel for this platform; it stays in this stage.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+
+WORKDIR /src
+
+# Dependencies first, from pyproject.toml alone, so that code changes reuse this layer.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt
+
+# The admin UI, once it exists, is built by its own stage and copied into
+# src/countersign/static before this step (package data), e.g.:
+#   FROM node:20-slim AS admin-ui
+#   WORKDIR /ui
+#   COPY admin-ui/package.json admin-ui/package-lock.json ./
+#   RUN npm ci
+#   COPY admin-ui/ ./
+#   RUN npm run build
+# and here: COPY --from=admin-ui /ui/dist ./src/countersign/static/admin
+# (pyproject.toml is listed again so the README glob may match nothing without failing the COPY)
+COPY pyproject.toml README.md* ./
+COPY src ./src
+RUN pip install --no-deps .
+
+# ---- runtime ------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+
+ARG GIT_COMMIT=unknown
+ARG BUILD_TIME=unknown
+
+LABEL org.opencontainers.image.title="countersign" \
+      org.opencontainers.image.description="Multi-stage approval engine service" \
+      org.opencontainers.image.licenses="MPL-2.0" \
+      org.opencontainers.image.revision="${GIT_COMMIT}" \
+      org.opencontainers.image.created="${BUILD_TIME}"
+
+RUN groupadd --system --gid 10001 countersign \
+    && useradd --system --uid 10001 --gid countersign --home-dir /data --no-create-home \
+       --shell /usr/sbin/nologin countersign \
+    && mkdir -p /data \
+    && chown countersign:countersign /data
+
+COPY --from=build /opt/venv /opt/venv
+
+# Alembic scripts live outside the package; `countersign migrate` runs from /app.
+WORKDIR /app
+COPY migrations ./migrations
+COPY pyproject.toml alembic.ini* ./
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    COUNTERSIGN_GIT_COMMIT=${GIT_COMMIT} \
+    COUNTERSIGN_BUILD_TIME=${BUILD_TIME} \
+    COUNTERSIGN_LOG_JSON=true \
+    COUNTERSIGN_DATA_DIR=/data \
+    COUNTERSIGN_DATABASE_URL=sqlite+aiosqlite:////data/countersign.db
+
+# Only the embedded mode writes here (SQLite file, dev signing key). Production keeps nothing on
+# local disk, so the chart runs with a read-only root filesystem and an emptyDir at /data.
+VOLUME ["/data"]
+
+USER 10001:10001
+EXPOSE 8000
+
+# Liveness only (the process answers); readiness with dependency checks is /v1/health.
+# Assumes the default port; change both when overriding CMD with another --port.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/v1/health/live', timeout=4)"]
+
+ENTRYPOINT ["countersign"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,74 @@
+# One entry point for the backend, the admin UI and the chart. See DEVELOPMENT.md.
+#
+#   make serve                 embedded service on http://127.0.0.1:8000 (SQLite, dev auth)
+#   make serve HOST=0.0.0.0 PORT=9000
+#   make test                  the full CI gate (scripts/test.sh); PYTEST_ARGS='-k x' narrows pytest
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+export VENV
+
+LINT_PATHS := src tests migrations
+
+# Passed to `countersign serve` only when set.
+HOST ?=
+PORT ?=
+SERVE_ARGS ?=
+
+.PHONY: help all install serve services lint format typecheck test migrate bench client helm-lint clean distclean
+
+help: ## list targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+all: lint typecheck test ## lint, typecheck and the full test gate
+
+install: ## create .venv and install the project (only when pyproject.toml changed; FORCE=1 to force)
+	@scripts/bootstrap.sh
+
+serve: install ## run the embedded service (SQLite in ., dev auth, in-process worker)
+	exec $(BIN)/countersign serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT)) $(SERVE_ARGS)
+
+services: ## make sure the local PostgreSQL and Redis used by the tests are running
+	@scripts/ensure-services.sh
+
+lint: install ## ruff check + ruff format --check
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+
+format: install ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix $(LINT_PATHS)
+	$(BIN)/ruff format $(LINT_PATHS)
+
+typecheck: install ## mypy (strict; files from pyproject.toml)
+	$(BIN)/mypy
+
+test: ## the CI gate: services, lint, typecheck, pytest, admin UI when present
+	scripts/test.sh
+
+migrate: install ## apply database migrations to COUNTERSIGN_DATABASE_URL
+	$(BIN)/countersign migrate
+
+bench: install ## run the benchmarks (bench/run.py) when they exist
+	@if [ -f bench/run.py ]; then $(BIN)/python bench/run.py; else echo "bench/run.py does not exist yet; nothing to run"; fi
+
+client: ## regenerate the admin UI's API client when the admin UI exists
+	@if [ -x admin-ui/scripts/generate-client.sh ]; then admin-ui/scripts/generate-client.sh; \
+	elif [ -x scripts/generate-client.sh ]; then scripts/generate-client.sh; \
+	else echo "no generate-client.sh yet; nothing to do"; fi
+
+helm-lint: ## lint and render the Helm chart (needs helm)
+	@command -v helm >/dev/null || { echo "helm is not installed"; exit 1; }
+	helm lint helm/countersign --set secret.secretKey=x --set secret.databaseUrl=postgresql+asyncpg://u@db/cs --set secret.redisUrl=redis://redis:6379
+	helm template countersign helm/countersign --set secret.secretKey=x --set secret.databaseUrl=postgresql+asyncpg://u@db/cs --set secret.redisUrl=redis://redis:6379 >/dev/null
+
+clean: ## remove caches and build output (keeps .venv and local databases)
+	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage htmlcov
+	find . -path ./$(VENV) -prune -o -path ./admin-ui/node_modules -prune -o \
+		\( -name __pycache__ -o -name '*.egg-info' \) -type d -print0 | xargs -0 rm -rf
+
+distclean: clean ## clean, and remove .venv too
+	rm -rf $(VENV)

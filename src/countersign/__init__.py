@@ -1,0 +1,3 @@
+"""Countersign: a multi-stage approval engine service."""
+
+__version__ = "0.1.0"

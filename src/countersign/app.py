@@ -1,0 +1,138 @@
+"""create_app(): routers, middleware, exception handlers and the lifespan that owns shared clients."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
+
+from countersign import __version__
+from countersign.config import Settings, get_settings
+from countersign.db import create_engine, create_sessionmaker
+from countersign.directory.base import Directory
+from countersign.directory.file import EmptyDirectory, FileDirectory
+from countersign.directory.resolver import ApproverResolver
+from countersign.identity.dependencies import build_verifier
+from countersign.kit import metrics
+from countersign.kit.problem import PROBLEM_SCHEMA, register_exception_handlers
+from countersign.operations import endpoints as operations_endpoints
+from countersign.policies import endpoints as policy_endpoints
+from countersign.policies.rules import RuleEvaluator
+
+API_PREFIX = "/v1"
+AWE_PREFIX = "/v1/awe"
+
+
+def _unique_id(route: APIRoute) -> str:
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}"
+
+
+def _api_router() -> APIRouter:
+    """Every contract route, relative to the base path; mounted at /v1 and again at /v1/awe."""
+    router = APIRouter()
+    router.include_router(policy_endpoints.router)
+    router.include_router(operations_endpoints.router)
+    return router
+
+
+def build_directory(settings: Settings) -> Directory:
+    if settings.directory_file is not None:
+        return FileDirectory(Path(settings.directory_file))
+    return EmptyDirectory()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        http_client = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.http_client = http_client
+        app.state.verifier = build_verifier(settings, http_client)
+        app.state.resolver = ApproverResolver(
+            build_directory(settings), RuleEvaluator()
+        )
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            await http_client.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Countersign",
+        version=__version__,
+        summary="Multi-stage approval engine, wire-compatible with OpenG2P AWE.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+        generate_unique_id_function=_unique_id,
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    app.state.ready = False
+    register_exception_handlers(app)
+
+    api = _api_router()
+    app.include_router(api, prefix=API_PREFIX)
+    # AWE clients call the same routes under /v1/awe; hidden so the document lists each route once.
+    app.include_router(api, prefix=AWE_PREFIX, include_in_schema=False)
+    app.include_router(metrics.router)
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=f"{API_PREFIX}/openapi.json", title="Countersign API"
+        )
+
+    _add_problem_schema(app)
+
+    @app.middleware("http")
+    async def trace_and_measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request.state.trace_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["X-Request-Id"] = request.state.trace_id
+        route = request.scope.get("route")
+        template = route.path if isinstance(route, APIRoute) else "unmatched"
+        metrics.observe_request(
+            request.method,
+            template,
+            response.status_code,
+            time.perf_counter() - started,
+        )
+        return response
+
+    return app
+
+
+def _add_problem_schema(app: FastAPI) -> None:
+    """Register the `Problem` component that every route's error responses point to."""
+    original = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {})
+        components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

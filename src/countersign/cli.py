@@ -1,0 +1,143 @@
+"""The `countersign` command: serve, migrate, token, version."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from countersign import __version__
+from countersign.config import AuthMode, Settings
+
+log = logging.getLogger("countersign")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        # pydantic's message already names the variable; print it without a traceback.
+        sys.exit(f"countersign: invalid configuration: {exc}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from countersign import bootstrap
+    from countersign.app import create_app
+
+    settings = _settings()
+    if settings.auth_mode is AuthMode.dev and not _is_loopback(args.host):
+        if not args.allow_dev_auth_on_network:
+            sys.exit(
+                f"countersign: refusing to serve dev-mode auth on {args.host}: anyone who can reach it can "
+                "mint admin tokens. Bind to 127.0.0.1, set COUNTERSIGN_AUTH_MODE=oidc, or pass "
+                "--allow-dev-auth-on-network if you really mean it."
+            )
+        log.warning(
+            "DEV AUTH IS EXPOSED ON %s: tokens are self-issued; never do this in production",
+            args.host,
+        )
+    settings = bootstrap.prepare_embedded(settings, migrate_schema=not args.no_migrate)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from countersign import migrate
+
+    settings = _settings()
+    migrate.upgrade(settings.database_url, args.revision)
+    log.info("database migrated to %s", args.revision)
+
+
+def cmd_token(args: argparse.Namespace) -> None:
+    from countersign.identity.dev import DevIssuer
+
+    settings = _settings()
+    if settings.auth_mode is not AuthMode.dev:
+        sys.exit(
+            "countersign: `token` mints dev-mode tokens only; get real tokens from your identity provider"
+        )
+    issuer = DevIssuer(settings)
+    print(
+        issuer.mint(args.sub, roles=args.role or [], azp=args.azp, ttl_seconds=args.ttl)
+    )
+
+
+def cmd_version(_: argparse.Namespace) -> None:
+    print(__version__)  # noqa: T201
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="countersign", description="Multi-stage approval engine service."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser(
+        "serve", help="run the API (and, without Redis, the in-process worker)"
+    )
+    serve.add_argument(
+        "--host", default=os.environ.get("COUNTERSIGN_HOST", "127.0.0.1")
+    )
+    serve.add_argument(
+        "--port", type=int, default=int(os.environ.get("COUNTERSIGN_PORT", "8000"))
+    )
+    serve.add_argument(
+        "--no-migrate", action="store_true", help="do not apply migrations at start"
+    )
+    serve.add_argument(
+        "--allow-dev-auth-on-network",
+        action="store_true",
+        help="serve dev-mode auth on a non-loopback address (prints a loud warning)",
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--revision", default="head")
+    migrate.set_defaults(func=cmd_migrate)
+
+    token = sub.add_parser("token", help="dev mode: print a token this service accepts")
+    token.add_argument(
+        "--sub", required=True, help="principal id (also preferred_username)"
+    )
+    token.add_argument("--role", action="append", help="realm role; repeat for several")
+    token.add_argument("--azp", help="client id (the caller)")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    token.set_defaults(func=cmd_token)
+
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=cmd_version)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(
+        level=os.environ.get("COUNTERSIGN_LOG_LEVEL", "INFO"),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Settings: every `COUNTERSIGN_*` variable of the contract, in one place."""
+
+from __future__ import annotations
+
+import enum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The documented placeholder. It is a valid Fernet key so that dev mode works out of the box, and
+# it is refused outside dev mode, because anyone can read it here.
+DEV_SECRET_KEY = "Y291bnRlcnNpZ24tZGV2LW9ubHktc2VjcmV0LWtleSE="
+
+
+class AuthMode(enum.StrEnum):
+    dev = "dev"
+    oidc = "oidc"
+
+
+class Environment(enum.StrEnum):
+    development = "development"
+    testing = "testing"
+    production = "production"
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="COUNTERSIGN_", env_file=None, extra="ignore"
+    )
+
+    env: Environment = Environment.development
+    database_url: str = "sqlite+aiosqlite:///./countersign.db"
+    redis_url: str = ""
+    auth_mode: AuthMode = AuthMode.dev
+    # Where dev mode keeps its signing key and the sample directory file.
+    data_dir: Path = Path("./countersign-data")
+
+    oidc_issuers: CsvList = Field(default_factory=list)
+    oidc_jwks_url: str = ""
+    oidc_audience: str = ""
+    oidc_client_id: str = ""
+    role_admin: str = "AWE_ADMIN"
+    role_viewer: str = "AWE_VIEWER"
+
+    keycloak_url: str = ""
+    keycloak_realm: str = ""
+    keycloak_client_id: str = ""
+    keycloak_client_secret: SecretStr = SecretStr("")
+
+    directory_file: Path | None = None
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    outbound_allow: CsvList = Field(default_factory=list)
+    test_hooks: bool = False
+
+    # How long an unknown `kid` waits before the JWKS may be fetched again.
+    jwks_refetch_interval_seconds: float = 30.0
+    jwt_leeway_seconds: int = 30
+
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @field_validator("oidc_issuers", "outbound_allow", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_secrets(self) -> Settings:
+        if self.auth_mode is AuthMode.dev:
+            return self
+        key = self.secret_key.get_secret_value()
+        if not key or key == DEV_SECRET_KEY:
+            raise ValueError(
+                "COUNTERSIGN_SECRET_KEY must be set to a fresh Fernet key outside dev mode "
+                "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+            )
+        if not self.oidc_jwks_url or not self.oidc_issuers or not self.oidc_audience:
+            raise ValueError(
+                "COUNTERSIGN_AUTH_MODE=oidc needs COUNTERSIGN_OIDC_JWKS_URL, "
+                "COUNTERSIGN_OIDC_ISSUERS and COUNTERSIGN_OIDC_AUDIENCE"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def dev_issuer(self) -> str:
+        return "countersign-dev"
+
+    @property
+    def issuers(self) -> list[str]:
+        return (
+            [self.dev_issuer] if self.auth_mode is AuthMode.dev else self.oidc_issuers
+        )
+
+    @property
+    def audience(self) -> str:
+        return self.oidc_audience or "countersign"
+
+    def public_view(self) -> dict[str, Any]:
+        """The non-secret effective configuration (`GET /v1/config`)."""
+        data = self.model_dump(
+            mode="json", exclude={"secret_key", "keycloak_client_secret"}
+        )
+        data["database_url"] = _redact_url(self.database_url)
+        data["redis_url"] = _redact_url(self.redis_url)
+        return data
+
+
+def _redact_url(url: str) -> str:
+    """Drop the password part of a DSN."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,57 @@
+"""Turns one approver rule into user ids: the single resolver interface of the service.
+
+`user` and `expression` rules resolve locally; `role` and `group` go to the directory adapter
+(file or Keycloak). Failures of an outside system raise `ResolutionFailed` with a reason, so the
+engine can leave a stage `resolving` instead of losing work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from countersign.directory.base import Directory
+from countersign.errors import AppError, DirectoryUnavailable
+from countersign.policies.rules import RuleEvaluator
+
+
+class ResolutionFailed(Exception):
+    """An outside system could not answer; the caller decides whether to retry later."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ApproverResolver:
+    def __init__(self, directory: Directory, evaluator: RuleEvaluator) -> None:
+        self.directory = directory
+        self.evaluator = evaluator
+
+    async def resolve(
+        self, rule_type: str, rule_value: dict[str, Any], data: dict[str, Any]
+    ) -> list[str]:
+        if rule_type == "user":
+            return [str(rule_value["user_id"])]
+        if rule_type == "expression":
+            return _as_user_ids(self.evaluator.evaluate(rule_value.get("logic"), data))
+        try:
+            if rule_type == "role":
+                return await self.directory.users_with_role(
+                    str(rule_value["role"]), rule_value.get("client")
+                )
+            if rule_type == "group":
+                return await self.directory.users_in_group(str(rule_value["group"]))
+        except DirectoryUnavailable as exc:
+            raise ResolutionFailed(exc.message) from exc
+        if rule_type == "http":
+            raise ResolutionFailed("http rules are not resolved in this build")
+        raise AppError(f"unknown rule_type {rule_type!r}")
+
+
+def _as_user_ids(value: Any) -> list[str]:
+    """An expression yields one user id (string) or a list of them; anything else is nobody."""
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str) and v]
+    return []

@@ -1,0 +1,48 @@
+"""Opaque keyset cursors and the `X-Next-Cursor` / `Link` headers of list endpoints."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Annotated, Any
+
+from fastapi import Query, Request, Response
+
+from countersign.errors import FieldProblem, ValidationFailed
+
+LimitQuery = Annotated[int, Query(ge=1, le=500, description="Page size (1–500).")]
+CursorQuery = Annotated[
+    str | None, Query(description="Opaque cursor from `X-Next-Cursor`.")
+]
+
+
+def encode_cursor(values: list[Any]) -> str:
+    raw = json.dumps(values, separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *, size: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except ValueError as exc:
+        raise ValidationFailed(
+            "invalid cursor",
+            [FieldProblem("/cursor", "not a cursor this service issued")],
+        ) from exc
+    if not isinstance(values, list) or len(values) != size:
+        raise ValidationFailed(
+            "invalid cursor",
+            [FieldProblem("/cursor", "not a cursor this service issued")],
+        )
+    return values
+
+
+def set_next_page_headers(
+    request: Request, response: Response, next_cursor: str | None
+) -> None:
+    if next_cursor is None:
+        return
+    url = request.url.include_query_params(cursor=next_cursor)
+    response.headers["X-Next-Cursor"] = next_cursor
+    response.headers["Link"] = f'<{url}>; rel="next"'

@@ -1,0 +1,114 @@
+"""Health, version, configuration and the dev-mode JWKS: the unauthenticated operational routes."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from countersign import __version__
+from countersign.config import Settings
+from countersign.errors import DependencyUnavailable, NotFound, NotReady
+from countersign.identity.tokens import TokenVerifier
+from countersign.kit.problem import problem_body, problem_responses, trace_id_of
+
+router = APIRouter(tags=["operations"])
+
+
+async def _check_database(request: Request) -> str:
+    try:
+        async with request.app.state.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception:
+        return "DOWN"
+    return "UP"
+
+
+async def _check_redis(settings: Settings) -> str:
+    if not settings.redis_url:
+        return "DISABLED"
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(
+        settings.redis_url, socket_connect_timeout=2, socket_timeout=2
+    )
+    try:
+        await client.ping()
+    except Exception:
+        return "DOWN"
+    finally:
+        await client.aclose()
+    return "UP"
+
+
+@router.get("/health", responses=problem_responses(503))
+async def get_health(request: Request) -> JSONResponse:
+    """Readiness: the database (and Redis, when configured) answer."""
+    settings: Settings = request.app.state.settings
+    if not getattr(request.app.state, "ready", False):
+        error: NotReady | DependencyUnavailable = NotReady("startup is not complete")
+        problem = problem_body(
+            error, instance=request.url.path, trace_id=trace_id_of(request)
+        )
+        return JSONResponse(
+            problem, status_code=503, media_type="application/problem+json"
+        )
+    checks = {
+        "database": await _check_database(request),
+        "redis": await _check_redis(settings),
+    }
+    down = [name for name, state in checks.items() if state == "DOWN"]
+    body: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "version": __version__,
+        "responsetime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "response": {"status": "DOWN" if down else "UP", "checks": checks},
+        "errors": [],
+    }
+    if down:
+        error = DependencyUnavailable(f"unreachable: {', '.join(down)}")
+        problem = problem_body(
+            error, instance=request.url.path, trace_id=trace_id_of(request)
+        )
+        problem["response"] = body["response"]
+        return JSONResponse(
+            problem, status_code=503, media_type="application/problem+json"
+        )
+    return JSONResponse(body)
+
+
+@router.get("/health/live")
+async def get_liveness() -> dict[str, str]:
+    """Liveness: the process runs."""
+    return {"status": "UP"}
+
+
+@router.get("/version")
+async def get_version() -> dict[str, str | None]:
+    """The running build."""
+    return {
+        "service_version": __version__,
+        "build_time": os.environ.get("COUNTERSIGN_BUILD_TIME"),
+        "git_commit": os.environ.get("COUNTERSIGN_GIT_COMMIT"),
+    }
+
+
+@router.get("/config")
+async def get_config(request: Request) -> dict[str, Any]:
+    """The non-secret effective configuration."""
+    settings: Settings = request.app.state.settings
+    return settings.public_view()
+
+
+@router.get("/.well-known/jwks.json", responses=problem_responses(404))
+async def get_jwks(request: Request) -> dict[str, Any]:
+    """Dev mode only: the public keys of the service's own token issuer."""
+    verifier: TokenVerifier = request.app.state.verifier
+    if verifier.dev_issuer is None:
+        raise NotFound("the JWKS is served by the identity provider outside dev mode")
+    return verifier.dev_issuer.jwks()

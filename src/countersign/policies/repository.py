@@ -1,0 +1,89 @@
+"""Every query on policies, versions, stages and rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from countersign.models import Policy, PolicyStage
+
+
+class PolicyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @classmethod
+    def from_session(cls, session: AsyncSession) -> PolicyRepository:
+        return cls(session)
+
+    @staticmethod
+    def _with_stages(statement: Select[tuple[Policy]]) -> Select[tuple[Policy]]:
+        return statement.options(
+            selectinload(Policy.stages).selectinload(PolicyStage.rules)
+        )
+
+    async def get_version(self, policy_key: str, version: int) -> Policy | None:
+        statement = self._with_stages(
+            select(Policy).where(
+                Policy.policy_key == policy_key, Policy.version == version
+            )
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def get_active(self, policy_key: str) -> Policy | None:
+        statement = self._with_stages(
+            select(Policy).where(
+                Policy.policy_key == policy_key, Policy.status == "active"
+            )
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def latest_version_number(self, policy_key: str) -> int | None:
+        statement = select(func.max(Policy.version)).where(
+            Policy.policy_key == policy_key
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def list_versions(self, policy_key: str) -> Sequence[Policy]:
+        statement = (
+            select(Policy)
+            .where(Policy.policy_key == policy_key)
+            .order_by(Policy.version.desc())
+        )
+        return (await self.session.execute(statement)).scalars().all()
+
+    async def list_latest(
+        self, *, after_key: str | None, limit: int
+    ) -> Sequence[Policy]:
+        """The newest version of each key, ordered by key (keyset-paged)."""
+        newest = (
+            select(Policy.policy_key, func.max(Policy.version).label("version"))
+            .group_by(Policy.policy_key)
+            .subquery()
+        )
+        statement = self._with_stages(
+            select(Policy)
+            .join(
+                newest,
+                (Policy.policy_key == newest.c.policy_key)
+                & (Policy.version == newest.c.version),
+            )
+            .order_by(Policy.policy_key)
+            .limit(limit)
+        )
+        if after_key is not None:
+            statement = statement.where(Policy.policy_key > after_key)
+        return (await self.session.execute(statement)).scalars().all()
+
+    async def list_active_for_artifact_type(
+        self, artifact_type: str
+    ) -> Sequence[Policy]:
+        statement = self._with_stages(
+            select(Policy)
+            .where(Policy.artifact_type == artifact_type, Policy.status == "active")
+            .order_by(Policy.priority.desc(), Policy.policy_key)
+        )
+        return (await self.session.execute(statement)).scalars().all()

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 
 from countersign import __version__
+from countersign.audit import endpoints as audit_endpoints
 from countersign.config import Settings, get_settings
 from countersign.db import create_engine, create_sessionmaker
 from countersign.directory.base import Directory
@@ -40,6 +41,7 @@ def _api_router() -> APIRouter:
     """Every contract route, relative to the base path; mounted at /v1 and again at /v1/awe."""
     router = APIRouter()
     router.include_router(policy_endpoints.router)
+    router.include_router(audit_endpoints.router)
     router.include_router(operations_endpoints.router)
     return router
 

@@ -78,13 +78,12 @@ def cmd_token(args: argparse.Namespace) -> None:
             "countersign: `token` mints dev-mode tokens only; get real tokens from your identity provider"
         )
     issuer = DevIssuer(settings)
-    print(
-        issuer.mint(args.sub, roles=args.role or [], azp=args.azp, ttl_seconds=args.ttl)
-    )
+    token = issuer.mint(args.sub, roles=args.role or [], azp=args.azp, ttl_seconds=args.ttl)
+    sys.stdout.write(token + "\n")
 
 
 def cmd_version(_: argparse.Namespace) -> None:
-    print(__version__)  # noqa: T201
+    sys.stdout.write(__version__ + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

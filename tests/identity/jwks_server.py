@@ -52,8 +52,12 @@ class JwksServer:
         server.daemon_threads = True
         self._server = server
         self.port = server.server_address[1]
+        # A short poll interval keeps shutdown() (one poll at most) from slowing every test.
         self._thread = threading.Thread(
-            target=server.serve_forever, name="jwks-server", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name="jwks-server",
+            daemon=True,
         )
         self._thread.start()
         return self

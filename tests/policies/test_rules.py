@@ -91,7 +91,9 @@ class TestAllowlist:
         assert set(OPERATOR_EXAMPLES) == ALLOWED_OPERATORS
 
     @pytest.mark.parametrize(
-        ("rule", "data", "expected"), OPERATOR_EXAMPLES.values(), ids=OPERATOR_EXAMPLES.keys()
+        ("rule", "data", "expected"),
+        OPERATOR_EXAMPLES.values(),
+        ids=OPERATOR_EXAMPLES.keys(),
     )
     def test_every_allowlisted_operator_is_accepted_and_evaluates(
         self, rule: Any, data: dict[str, Any], expected: Any
@@ -119,10 +121,17 @@ class TestRefusedOperators:
             pytest.param({"json_logic.jsonLogic": [1]}, "/r", id="dotted-name"),
             pytest.param({"METHOD": ["abc", "upper"]}, "/r", id="other-case"),
             pytest.param(
-                {"if": [True, {"method": ["abc", "upper"]}, 1]}, "/r/if/1", id="method-in-if"
+                {"if": [True, {"method": ["abc", "upper"]}, 1]},
+                "/r/if/1",
+                id="method-in-if",
             ),
             pytest.param(
-                {"and": [True, {"or": [False, {"if": [True, {"method": ["abc", "upper"]}]}]}]},
+                {
+                    "and": [
+                        True,
+                        {"or": [False, {"if": [True, {"method": ["abc", "upper"]}]}]},
+                    ]
+                },
                 "/r/and/1/or/1/if/1",
                 id="method-deep-in-if",
             ),
@@ -139,7 +148,9 @@ class TestRefusedOperators:
             pytest.param([1, {"log": 1}], "/r/1", id="log-in-root-list"),
             pytest.param({"!": {"log": 1}}, "/r/!", id="single-argument-form"),
             pytest.param({"/": [{"log": 1}, 1]}, "/r/~1/0", id="pointer-escapes-slash"),
-            pytest.param({"var": {"method": ["a", "upper"]}}, "/r/var", id="method-as-var-name"),
+            pytest.param(
+                {"var": {"method": ["a", "upper"]}}, "/r/var", id="method-as-var-name"
+            ),
         ],
     )
     def test_refused_with_pointer(self, rule: Any, pointer: str) -> None:
@@ -153,7 +164,10 @@ class TestRefusedOperators:
     def test_method_is_never_called_even_when_evaluated_directly(self) -> None:
         spy = Spy()
         # Unchecked, the library would call spy.upper() and return "CALLED".
-        assert json_logic.jsonLogic({"method": [{"var": "obj"}, "upper"]}, {"obj": spy}) == "CALLED"
+        assert (
+            json_logic.jsonLogic({"method": [{"var": "obj"}, "upper"]}, {"obj": spy})
+            == "CALLED"
+        )
         spy.calls = 0
 
         with pytest.raises(RuleUnsafe) as caught:
@@ -179,7 +193,9 @@ class TestRefusedOperators:
         [
             pytest.param({}, "/r", id="empty-object"),
             pytest.param({"==": [1, 1], "var": "x"}, "/r", id="two-keys"),
-            pytest.param({"if": [True, {"a": 1, "b": 2}]}, "/r/if/1", id="two-keys-nested"),
+            pytest.param(
+                {"if": [True, {"a": 1, "b": 2}]}, "/r/if/1", id="two-keys-nested"
+            ),
             pytest.param({1: 2}, "/r", id="non-string-key"),
             pytest.param({"==": [object(), 1]}, "/r/==/0", id="not-a-json-value"),
         ],
@@ -223,7 +239,10 @@ class TestLimits:
     def test_depth_over_limit_is_refused_at_the_too_deep_node(self) -> None:
         problems = evaluator.check(nested_not(MAX_DEPTH + 1), "/r")
         assert problems == [
-            FieldProblem("/r" + "/!" * MAX_DEPTH, f"rule is nested deeper than {MAX_DEPTH} levels")
+            FieldProblem(
+                "/r" + "/!" * MAX_DEPTH,
+                f"rule is nested deeper than {MAX_DEPTH} levels",
+            )
         ]
 
     def test_list_depth_over_limit_is_refused(self) -> None:
@@ -248,7 +267,9 @@ class TestLimits:
             pytest.param({"in": [1, [1] * (MAX_NODES - 3)]}, True, id="list-1000"),
             pytest.param({"in": [1, [1] * (MAX_NODES - 2)]}, False, id="list-1001"),
             pytest.param({"and": [{"==": [1, 1]}] * 333}, True, id="nested-1000"),
-            pytest.param({"and": [{"==": [1, 1]}] * 333 + [True]}, False, id="nested-1001"),
+            pytest.param(
+                {"and": [{"==": [1, 1]}] * 333 + [True]}, False, id="nested-1001"
+            ),
             pytest.param({"+": [1] * 1_000_000}, False, id="huge"),
         ],
     )
@@ -257,7 +278,9 @@ class TestLimits:
         if ok:
             assert problems == []
         else:
-            assert problems == [FieldProblem("/r", f"rule has more than {MAX_NODES} nodes")]
+            assert problems == [
+                FieldProblem("/r", f"rule has more than {MAX_NODES} nodes")
+            ]
 
     def test_node_limit_rule_evaluates(self) -> None:
         assert evaluator.evaluate({"+": [1] * (MAX_NODES - 1)}, {}) == MAX_NODES - 1
@@ -309,7 +332,9 @@ class TestRuleData:
         assert context == {"district": "D1", "amount": 500}
 
     def test_context_cannot_spoof_request_fields(self) -> None:
-        data = rule_data({"_request": {"requester": "mallory"}}, {"requester": "alice", "x": 1})
+        data = rule_data(
+            {"_request": {"requester": "mallory"}}, {"requester": "alice", "x": 1}
+        )
         assert data["_request"] == {
             "requester": "alice",
             "artifact_type": None,

@@ -94,11 +94,27 @@ def _summary(what: str, problems: Sequence[FieldProblem]) -> str:
     return f"policy has {count} {what}{'' if count == 1 else 's'}"
 
 
-def _pointer_order(problem: FieldProblem) -> list[tuple[int, str]]:
-    # Document order for humans: /stages/2 before /stages/10 (indices compare as numbers).
-    return [
-        (int(t), "") if t.isdigit() else (-1, t) for t in problem.pointer.split("/")
-    ]
+# Field order of the body, to report problems in the order a reader meets them.
+_POLICY_FIELD_RANK: Final = {
+    name: rank for rank, name in enumerate(PolicyIn.model_fields)
+}
+_STAGE_FIELD_RANK: Final = {
+    name: rank for rank, name in enumerate(StageIn.model_fields)
+}
+
+
+def _pointer_order(problem: FieldProblem) -> tuple[int, int, int]:
+    # Sorted by (top-level field, stage index, stage field); the sort is stable, so problems of
+    # one field (e.g. several rules of a stage) keep the order in which they were found.
+    tokens = problem.pointer.split("/")[1:] + ["", ""]
+    top = _POLICY_FIELD_RANK.get(tokens[0], len(_POLICY_FIELD_RANK))
+    if tokens[0] == "stages" and tokens[1].isdigit():
+        return (
+            top,
+            int(tokens[1]),
+            _STAGE_FIELD_RANK.get(tokens[2], len(_STAGE_FIELD_RANK)),
+        )
+    return top, 0, 0
 
 
 def _validate_stage(
@@ -167,14 +183,15 @@ def _validate_mode_value(stage: StageIn, at: str, problems: _Problems) -> None:
     # any-n / quorum: when every approver is named literally we know the most that can approve.
     # Role/group/expression/http rules resolve at request time, so no bound is known for them, and
     # a stage with no approver rule at all is legal (`on_empty` decides), so it is not checked.
+    # A malformed user rule is reported on its own; counting around it would add a second,
+    # derived problem for the same mistake.
     approver_rules = [rule for rule in stage.rules if rule.kind == "approver"]
+    literal_ids = [rule.rule_value.get("user_id") for rule in approver_rules]
     if not approver_rules or any(rule.rule_type != "user" for rule in approver_rules):
         return
-    literal = {
-        user_id
-        for rule in approver_rules
-        if isinstance(user_id := rule.rule_value.get("user_id"), str) and user_id
-    }
+    if not all(isinstance(user_id, str) and user_id.strip() for user_id in literal_ids):
+        return
+    literal = set(literal_ids)
     needed = 1 if value is None else value
     if needed > len(literal):
         problems.add(

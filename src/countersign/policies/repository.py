@@ -20,7 +20,7 @@ class PolicyRepository:
         return cls(session)
 
     @staticmethod
-    def _with_stages(statement: Select[tuple[Policy]]) -> Select[tuple[Policy]]:
+    def _with_stages(statement: Select[Policy]) -> Select[Policy]:
         return statement.options(
             selectinload(Policy.stages).selectinload(PolicyStage.rules)
         )

@@ -1,0 +1,64 @@
+"""`GET /v1/admin/audit`: every admin write with before/after snapshots."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from fastapi import APIRouter, Request, Response
+
+from countersign.audit.repository import AuditRepository
+from countersign.audit.schemas import AuditEntryOut
+from countersign.db import SessionDep
+from countersign.identity.dependencies import ReaderDep
+from countersign.kit.pagination import (
+    CursorQuery,
+    LimitQuery,
+    decode_cursor,
+    encode_cursor,
+    set_next_page_headers,
+)
+from countersign.kit.problem import problem_responses
+
+router = APIRouter(prefix="/admin/audit", tags=["audit"])
+
+
+@router.get(
+    "", response_model=list[AuditEntryOut], responses=problem_responses(403, 422)
+)
+async def list_audit_entries(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: ReaderDep,
+    actor: str | None = None,
+    action: str | None = None,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> list[AuditEntryOut]:
+    """List audit entries, newest first."""
+    before = None
+    if cursor:
+        created_at, entry_id = decode_cursor(cursor, size=2)
+        before = (datetime.fromisoformat(str(created_at)), uuid.UUID(str(entry_id)))
+    entries = await AuditRepository(session).list_entries(
+        actor=actor,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        since=since,
+        until=until,
+        before=before,
+        limit=limit + 1,
+    )
+    page = list(entries[:limit])
+    next_cursor = None
+    if len(entries) > limit:
+        last = page[-1]
+        next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
+    set_next_page_headers(request, response, next_cursor)
+    return [AuditEntryOut.model_validate(e) for e in page]

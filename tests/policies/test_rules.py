@@ -324,11 +324,13 @@ class TestRuleData:
         assert evaluator.evaluate({"var": "_request.requester"}, data) == "alice"
         assert evaluator.evaluate({"var": "_request.artifact_id"}, data) == "cr-42"
         assert evaluator.evaluate({"var": "district"}, data) == "D1"
-        assert evaluator.evaluate(
-            {"and": [{"==": [{"var": "_request.policy_key"}, "registry.change_request"]},
-                     {">": [{"var": "amount"}, 100]}]},
-            data,
-        ) is True  # fmt: skip
+        rule = {
+            "and": [
+                {"==": [{"var": "_request.policy_key"}, "registry.change_request"]},
+                {">": [{"var": "amount"}, 100]},
+            ]
+        }
+        assert evaluator.evaluate(rule, data) is True
         assert context == {"district": "D1", "amount": 500}
 
     def test_context_cannot_spoof_request_fields(self) -> None:

@@ -68,7 +68,8 @@ RUN groupadd --system --gid 10001 countersign \
 
 COPY --from=build /opt/venv /opt/venv
 
-# Alembic scripts live outside the package; `countersign migrate` runs from /app.
+# Alembic scripts live outside the package; `countersign migrate` finds them through
+# COUNTERSIGN_MIGRATIONS_DIR (src/countersign/migrate.py also looks in /app/migrations).
 WORKDIR /app
 COPY migrations ./migrations
 COPY pyproject.toml alembic.ini* ./
@@ -79,6 +80,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     COUNTERSIGN_GIT_COMMIT=${GIT_COMMIT} \
     COUNTERSIGN_BUILD_TIME=${BUILD_TIME} \
     COUNTERSIGN_LOG_JSON=true \
+    COUNTERSIGN_MIGRATIONS_DIR=/app/migrations \
     COUNTERSIGN_DATA_DIR=/data \
     COUNTERSIGN_DATABASE_URL=sqlite+aiosqlite:////data/countersign.db
 

@@ -122,6 +122,7 @@ redis_ready() { [ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/nul
 pg_login() { psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_ROLE" -d postgres -w -Atqc 'select 1' >/dev/null 2>&1; }
 
 # --- PostgreSQL --------------------------------------------------------------------------------
+# shellcheck disable=SC2012 # version directories are plain numbers
 pg_version() { ls /etc/postgresql | sort -V | tail -n 1; }
 
 start_postgres() {
@@ -142,6 +143,7 @@ trust_loopback() {
   fi
   log "adding loopback trust lines to $hba"
   # Rewrite in place (cat >) so the file keeps its owner and mode.
+  # shellcheck disable=SC2016 # $1/$2 expand in the inner shell
   as_root sh -c 'f=$1; m=$2; tmp=$(mktemp) && { printf "%s\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n" "$m"; cat "$f"; } >"$tmp" && cat "$tmp" >"$f" && rm -f "$tmp"' \
     sh "$hba" "$marker"
   as_postgres psql -p "$PG_PORT" -d postgres -Atqc 'SELECT pg_reload_conf()' >/dev/null

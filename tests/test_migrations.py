@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pprint import pformat
 from typing import Any
 
@@ -23,7 +23,18 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Column, Integer, MetaData, inspect, insert, update
+from sqlalchemy import (
+    Column,
+    DefaultClause,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    insert,
+    inspect,
+    text,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -184,8 +195,6 @@ async def test_drift_check_notices_a_column_the_migrations_lack(
 async def test_drift_check_notices_a_table_the_migrations_lack(
     migrated_engine: AsyncEngine,
 ) -> None:
-    from sqlalchemy import String, Table
-
     metadata = _metadata_copy()
     Table(
         "throwaway_drift_probe",
@@ -200,6 +209,52 @@ async def test_drift_check_notices_a_table_the_migrations_lack(
         entry[0] == "add_table" and entry[1].name == "throwaway_drift_probe"
         for entry in diff
     ), f"the drift check missed an added table; diff was:\n{pformat(diff)}"
+
+
+def _change_type(metadata: MetaData) -> None:
+    metadata.tables["policies"].c["name"].type = String(100)
+
+
+def _change_nullable(metadata: MetaData) -> None:
+    metadata.tables["policies"].c["name"].nullable = True
+
+
+def _add_server_default(metadata: MetaData) -> None:
+    metadata.tables["policies"].c["priority"].server_default = DefaultClause(text("0"))
+
+
+def _drop_partial_unique_index(metadata: MetaData) -> None:
+    table = metadata.tables["policies"]
+    (index,) = [i for i in table.indexes if i.name == "uq_policies_one_active_per_key"]
+    table.indexes.discard(index)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected_op"),
+    [
+        (_change_type, "modify_type"),
+        (_change_nullable, "modify_nullable"),
+        (_add_server_default, "modify_default"),
+        (_drop_partial_unique_index, "remove_index"),
+    ],
+)
+async def test_drift_check_notices_changed_columns_and_indexes(
+    migrated_engine: AsyncEngine,
+    change: Callable[[MetaData], None],
+    expected_op: str,
+) -> None:
+    metadata = _metadata_copy()
+    change(metadata)
+
+    diff = await _diff(migrated_engine, metadata)
+
+    # Column modifications come grouped in a nested list, one per column.
+    ops = [
+        entry[0]
+        for group in diff
+        for entry in (group if isinstance(group, list) else [group])
+    ]
+    assert expected_op in ops, f"the drift check missed {expected_op}:\n{pformat(diff)}"
 
 
 async def test_the_unmodified_copy_used_by_the_drift_probes_has_no_drift(
@@ -275,7 +330,8 @@ async def _request(
         policy_id=policy_id,
         policy_key=key,
         policy_version=1,
-        artifact_type="test.artifact",
+        # The key doubles as the artifact type, so tests sharing a database never collide.
+        artifact_type=key,
         artifact_id=artifact_id,
         source_service="registry-staff",
         source_client=source_client,
@@ -352,7 +408,7 @@ async def test_second_decision_for_one_task_is_refused(
                 request_stage_id=stage_id,
                 stage_order=1,
                 assignee=assignee,
-                artifact_type="test.artifact",
+                artifact_type=key,
                 artifact_id="A-1",
                 policy_key=key,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import Select, func, select
@@ -31,6 +32,10 @@ class PolicyRepository:
                 Policy.policy_key == policy_key, Policy.version == version
             )
         )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def get_by_id(self, policy_id: uuid.UUID) -> Policy | None:
+        statement = self._with_stages(select(Policy).where(Policy.id == policy_id))
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def get_active(self, policy_key: str) -> Policy | None:

@@ -1,0 +1,457 @@
+"""The machinery every request-changing command shares: timeline, stage start, settle, finish.
+
+Callers hold the request row lock (`RequestRepository.lock`) for the whole command. Every function
+here only flushes; the command's one transaction commits the state change, its events and its
+outbox rows together (ADR 0002).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from countersign.directory.resolver import ApproverResolver, ResolutionFailed
+from countersign.errors import AppError
+from countersign.kit.clock import now, rfc3339
+from countersign.models import ApprovalRequest, Event, Policy, PolicyStage, RequestStage, Task
+from countersign.policies import domain as policy_domain
+from countersign.policies.repository import PolicyRepository
+from countersign.policies.rules import rule_data
+from countersign.requests import domain
+from countersign.requests.repository import DelegationRepository, RequestRepository
+from countersign.requests.timeline import event_hash
+from countersign.webhooks import outbox
+
+SYSTEM_ACTOR = "system"
+# Resolution retries after an outage: 30 s, 1 min, 2 min, ... capped at 15 min.
+RESOLUTION_BACKOFF_BASE_SECONDS = 30
+RESOLUTION_BACKOFF_MAX_SECONDS = 900
+
+LIVE_TASK_STATUSES = ("open", "claimed")
+
+
+@dataclass
+class Context:
+    """What one command works with: the locked request, its pinned policy version, and the resolver."""
+
+    session: AsyncSession
+    request: ApprovalRequest
+    policy: Policy
+    resolver: ApproverResolver
+
+    @property
+    def repository(self) -> RequestRepository:
+        return RequestRepository(self.session)
+
+
+async def load_policy(session: AsyncSession, request: ApprovalRequest) -> Policy:
+    policy = await PolicyRepository(session).get_by_id(request.policy_id)
+    if policy is None:  # the foreign key makes this impossible; say so loudly if it happens
+        raise AppError(f"policy version {request.policy_id} of request {request.id} is missing")
+    return policy
+
+
+# --- timeline --------------------------------------------------------------------------------
+
+
+async def append_event(
+    session: AsyncSession, request: ApprovalRequest, event_type: str, actor: str, payload: dict[str, Any]
+) -> Event:
+    """Append to the request's hash-chained timeline and write the outbox row, in this transaction."""
+    sequence = request.last_sequence + 1
+    created_at = rfc3339(now())
+    digest = event_hash(
+        request.last_hash,
+        sequence=sequence,
+        event_type=event_type,
+        actor=actor,
+        payload=payload,
+        created_at=created_at,
+    )
+    event = Event(
+        id=uuid.uuid4(),
+        request_id=request.id,
+        sequence=sequence,
+        event_type=event_type,
+        actor=actor,
+        payload=payload,
+        created_at=created_at,
+        prev_hash=request.last_hash,
+        hash=digest,
+    )
+    request.last_sequence = sequence
+    request.last_hash = digest
+    session.add(event)
+    await outbox.add_delivery(session, request, event)
+    return event
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def request_facts(request: ApprovalRequest) -> dict[str, Any]:
+    """The data JSONLogic rules see: the context plus the request's own fields under `_request`."""
+    return rule_data(
+        request.context,
+        {
+            "requester": request.requester,
+            "artifact_type": request.artifact_type,
+            "artifact_id": request.artifact_id,
+            "policy_key": request.policy_key,
+        },
+    )
+
+
+def stage_states(stages: Sequence[RequestStage]) -> list[domain.StageState]:
+    return [domain.StageState(s.stage_order, s.parallel_group, s.status) for s in stages]
+
+
+def votes_of(tasks: Sequence[Task]) -> list[domain.TaskVote]:
+    return [
+        domain.TaskVote(
+            task_id=t.id,
+            assignee=t.assignee,
+            kind=t.kind,
+            status=t.status,
+            action=t.decision_action,
+            required=t.required,
+        )
+        for t in tasks
+    ]
+
+
+def _policy_stage(policy: Policy, stage: RequestStage) -> PolicyStage:
+    for candidate in policy.stages:
+        if candidate.id == stage.policy_stage_id:
+            return candidate
+    raise AppError(f"stage {stage.stage_order} of request {stage.request_id} has no policy stage")
+
+
+def create_stage_rows(request: ApprovalRequest, policy: Policy) -> list[RequestStage]:
+    """Copy the pinned policy's stages for the request's current cycle."""
+    return [
+        RequestStage(
+            id=uuid.uuid4(),
+            request_id=request.id,
+            policy_stage_id=stage.id,
+            cycle=request.cycle,
+            stage_order=stage.stage_order,
+            name=stage.name,
+            parallel_group=stage.parallel_group,
+            status="pending",
+            mode=stage.mode,
+            mode_value=stage.mode_value,
+            veto=stage.veto,
+            on_empty=stage.on_empty,
+            sla_hours=stage.sla_hours,
+            on_breach=stage.on_breach,
+            reminder_hours=stage.reminder_hours,
+            required_approvers=[],
+        )
+        for stage in sorted(policy.stages, key=lambda s: s.stage_order)
+    ]
+
+
+def resolution_backoff(attempt: int) -> timedelta:
+    seconds = min(RESOLUTION_BACKOFF_BASE_SECONDS * 2 ** max(attempt - 1, 0), RESOLUTION_BACKOFF_MAX_SECONDS)
+    return timedelta(seconds=seconds)
+
+
+# --- stage start -----------------------------------------------------------------------------
+
+
+async def _earlier_approvers(ctx: Context, stages: Sequence[RequestStage], stage_order: int) -> set[str]:
+    earlier = [s.id for s in stages if s.stage_order < stage_order]
+    return await ctx.repository.approvers_of_stages(earlier)
+
+
+async def start_stage(ctx: Context, stage: RequestStage, stages: Sequence[RequestStage], actor: str) -> list[Task]:
+    """Resolve a pending (or resolving) stage and create its tasks.
+
+    Leaves the stage `active`, `skipped`, `resolving` (an outside system failed: retried later) or
+    `rejected` (`on_empty: block` with nobody resolved). Returns the tasks it created.
+    """
+    request, policy = ctx.request, ctx.policy
+    policy_stage = _policy_stage(policy, stage)
+    facts = request_facts(request)
+    at = now()
+    skipped, reason = policy_domain.should_skip(policy_stage, facts, ctx.resolver.evaluator)
+    if skipped:
+        return await _skip_stage(ctx, stage, reason or policy_domain.SKIP_REASON_SKIP_IF, actor)
+
+    resolved: list[tuple[Any, list[str]]] = []
+    try:
+        for rule in policy_stage.rules:
+            users = await ctx.resolver.resolve(rule.rule_type, rule.rule_value, facts)
+            resolved.append((rule, users))
+    except ResolutionFailed as failure:
+        await _resolution_failed(ctx, stage, failure.reason, actor)
+        return []
+
+    prior = await _earlier_approvers(ctx, stages, stage.stage_order) if policy.forbid_repeat_approvers else set()
+    plan = policy_domain.plan_stage(
+        policy_stage,
+        resolved=resolved,
+        requester=request.requester,
+        forbid_self_approval=policy.forbid_self_approval,
+        prior_approvers=prior,
+    )
+    if not plan.approvers:
+        if stage.on_empty == "skip":
+            return await _skip_stage(ctx, stage, policy_domain.SKIP_REASON_NO_APPROVERS, actor)
+        stage.status = "rejected"
+        stage.completed_at = at
+        stage.skip_reason = policy_domain.SKIP_REASON_NO_APPROVERS
+        await append_event(
+            ctx.session,
+            request,
+            "stage_completed",
+            actor,
+            {"stage_order": stage.stage_order, "name": stage.name, "outcome": "rejected", "reason": "no_approvers_resolved", "removed_by_sod": list(plan.removed_by_sod)},
+        )
+        return []
+
+    delegates = await DelegationRepository(ctx.session).active_delegates([*plan.approvers, *plan.observers], at)
+    due_at = at + timedelta(hours=stage.sla_hours) if stage.sla_hours else None
+    remind_at = at + timedelta(hours=stage.reminder_hours) if stage.reminder_hours else None
+    approver_set = set(plan.approvers)
+    tasks: list[Task] = []
+    for kind, people in (("approver", plan.approvers), ("observer", plan.observers)):
+        for person in people:
+            assignee, delegated_from = _apply_delegation(person, delegates, request, policy, approver_set)
+            tasks.append(
+                Task(
+                    id=uuid.uuid4(),
+                    request_id=request.id,
+                    request_stage_id=stage.id,
+                    stage_order=stage.stage_order,
+                    kind=kind,
+                    assignee=assignee,
+                    delegated_from=delegated_from,
+                    required=kind == "approver" and person in plan.required_approvers,
+                    status="open",
+                    due_at=due_at if kind == "approver" else None,
+                    remind_at=remind_at if kind == "approver" else None,
+                    artifact_type=request.artifact_type,
+                    artifact_id=request.artifact_id,
+                    policy_key=request.policy_key,
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
+    ctx.session.add_all(tasks)
+    stage.status = "active"
+    stage.started_at = at
+    stage.due_at = due_at
+    stage.required_approvers = list(plan.required_approvers)
+    stage.next_resolution_at = None
+    await append_event(
+        ctx.session,
+        request,
+        "stage_started",
+        actor,
+        {
+            "stage_order": stage.stage_order,
+            "name": stage.name,
+            "mode": stage.mode,
+            "mode_value": stage.mode_value,
+            "approvers": [t.assignee for t in tasks if t.kind == "approver"],
+            "observers": [t.assignee for t in tasks if t.kind == "observer"],
+            "required_approvers": list(plan.required_approvers),
+            "removed_by_sod": list(plan.removed_by_sod),
+            "due_at": rfc3339(due_at) if due_at else None,
+            "tasks": [
+                {"task_id": str(t.id), "assignee": t.assignee, "kind": t.kind, "delegated_from": t.delegated_from}
+                for t in tasks
+            ],
+        },
+    )
+    return tasks
+
+
+def _apply_delegation(
+    person: str, delegates: dict[str, str], request: ApprovalRequest, policy: Policy, approvers: set[str]
+) -> tuple[str, str | None]:
+    """Route a new task to the person's active delegate, unless that would open an SoD hole.
+
+    No chains: the delegate's own delegation is not followed. A delegate who is the requester (under
+    `forbid_self_approval`) or already an approver of this stage keeps the task with the original
+    person; the delegate can still act for them on their open tasks during the window.
+    """
+    delegate = delegates.get(person)
+    if delegate is None or delegate == person:
+        return person, None
+    if policy.forbid_self_approval and delegate == request.requester:
+        return person, None
+    if delegate in approvers:
+        return person, None
+    return delegate, person
+
+
+async def _skip_stage(ctx: Context, stage: RequestStage, reason: str, actor: str) -> list[Task]:
+    stage.status = "skipped"
+    stage.skip_reason = reason
+    stage.completed_at = now()
+    await append_event(
+        ctx.session,
+        ctx.request,
+        "stage_skipped",
+        actor,
+        {"stage_order": stage.stage_order, "name": stage.name, "reason": reason},
+    )
+    return []
+
+
+async def _resolution_failed(ctx: Context, stage: RequestStage, reason: str, actor: str) -> None:
+    stage.status = "resolving"
+    stage.resolution_attempts += 1
+    stage.last_resolution_error = reason
+    stage.next_resolution_at = now() + resolution_backoff(stage.resolution_attempts)
+    await append_event(
+        ctx.session,
+        ctx.request,
+        "stage_resolution_failed",
+        actor,
+        {
+            "stage_order": stage.stage_order,
+            "name": stage.name,
+            "reason": reason,
+            "attempt": stage.resolution_attempts,
+            "next_attempt_at": rfc3339(stage.next_resolution_at),
+        },
+    )
+
+
+# --- flow ------------------------------------------------------------------------------------
+
+
+async def advance(ctx: Context, actor: str) -> list[Task]:
+    """Start whatever can start next, or finish the request. Returns the tasks created."""
+    created: list[Task] = []
+    request = ctx.request
+    while request.status == "in_review":
+        stages = await ctx.repository.list_stages(request.id, request.cycle)
+        step = domain.next_step(stage_states(stages))
+        if isinstance(step, domain.Finish):
+            reason = step.reason
+            if step.outcome == "rejected":
+                reason = _rejection_reason(stages) or reason
+            await finish(ctx, step.outcome, reason, actor)
+            break
+        if isinstance(step, domain.Wait):
+            request.current_stage_order = _current_stage_order(stages)
+            break
+        by_order = {s.stage_order: s for s in stages}
+        for stage_order in step.stage_orders:
+            stage = by_order[stage_order]
+            if stage.status == "pending":
+                created.extend(await start_stage(ctx, stage, stages, actor))
+        await ctx.session.flush()
+    return created
+
+
+def _current_stage_order(stages: Sequence[RequestStage]) -> int | None:
+    running = [s.stage_order for s in stages if s.status in ("active", "resolving")]
+    return min(running) if running else None
+
+
+def _rejection_reason(stages: Sequence[RequestStage]) -> str | None:
+    for stage in stages:
+        if stage.status == "rejected":
+            return stage.skip_reason or "stage_rejected"
+    return None
+
+
+async def finish(ctx: Context, outcome: str, reason: str | None, actor: str) -> None:
+    """Close the request as approved or rejected: open tasks skipped, unstarted stages cancelled."""
+    await close_request(ctx, outcome, reason, actor, event_type=f"request_{outcome}")
+
+
+async def close_request(ctx: Context, status: str, reason: str | None, actor: str, *, event_type: str) -> None:
+    request = ctx.request
+    at = now()
+    skipped = await skip_open_tasks(ctx, stage_ids=None)
+    for stage in await ctx.repository.list_stages(request.id, request.cycle):
+        if stage.status in ("pending", "active", "resolving"):
+            stage.status = "cancelled"
+            stage.completed_at = at
+            stage.next_resolution_at = None
+    request.status = status
+    request.outcome_reason = reason
+    request.completed_at = at
+    request.current_stage_order = None
+    await append_event(
+        ctx.session,
+        request,
+        event_type,
+        actor,
+        {"reason": reason, "skipped_task_ids": [str(t.id) for t in skipped]},
+    )
+
+
+async def skip_open_tasks(ctx: Context, *, stage_ids: Sequence[uuid.UUID] | None) -> list[Task]:
+    tasks = await ctx.repository.list_tasks(ctx.request.id, stage_ids=stage_ids)
+    at = now()
+    skipped = [t for t in tasks if t.status in LIVE_TASK_STATUSES]
+    for task in skipped:
+        task.status = "skipped"
+        task.completed_at = at
+    return skipped
+
+
+async def settle_stage(ctx: Context, stage: RequestStage, actor: str) -> domain.StageOutcome:
+    """Evaluate an active stage; when decided, close it and move the request on."""
+    if stage.status != "active":
+        return domain.StageOutcome.PENDING
+    tasks = await ctx.repository.list_tasks(ctx.request.id, stage_ids=[stage.id])
+    outcome = domain.evaluate_stage(stage.mode, stage.mode_value, stage.veto, votes_of(tasks), stage.required_approvers)
+    if outcome is domain.StageOutcome.PENDING:
+        return outcome
+    counts = stage_counts(tasks)
+    stage.status = "approved" if outcome is domain.StageOutcome.APPROVED else "rejected"
+    stage.completed_at = now()
+    if outcome is domain.StageOutcome.REJECTED:
+        stage.skip_reason = "stage_rejected"
+    skipped = await skip_open_tasks(ctx, stage_ids=[stage.id])
+    if skipped:
+        await append_event(
+            ctx.session,
+            ctx.request,
+            "stage_quorum_skipped",
+            actor,
+            {"stage_order": stage.stage_order, "task_ids": [str(t.id) for t in skipped]},
+        )
+    await append_event(
+        ctx.session,
+        ctx.request,
+        "stage_completed",
+        actor,
+        {"stage_order": stage.stage_order, "name": stage.name, "outcome": stage.status, "counts": counts},
+    )
+    await advance(ctx, actor)
+    return outcome
+
+
+def stage_counts(tasks: Sequence[Task]) -> dict[str, int]:
+    """approve / reject / abstain / open over the stage's live approver tasks (observers excluded)."""
+    counts = {"approve": 0, "reject": 0, "abstain": 0, "open": 0}
+    for task in tasks:
+        if task.kind != "approver":
+            continue
+        if task.status in LIVE_TASK_STATUSES:
+            counts["open"] += 1
+        elif task.status == "completed" and task.decision_action in counts:
+            counts[task.decision_action] += 1
+    return counts
+
+
+def expiry_of(policy: Policy, at: datetime) -> datetime | None:
+    if not policy.request_ttl_hours:
+        return None
+    return at + timedelta(seconds=math.ceil(policy.request_ttl_hours * 3600))

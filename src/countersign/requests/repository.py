@@ -1,0 +1,172 @@
+"""Every query on requests, their stages, tasks, decisions and events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, true, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from countersign.identity.principal import Principal
+from countersign.models import LIVE_STATUSES, ApprovalRequest, Decision, Delegation, Event, RequestStage, Task
+
+
+def visible_to(principal: Principal) -> ColumnElement[bool]:
+    """SQL form of the visibility rule: admins, viewers, the creator, its client, the requester, task holders."""
+    if principal.can_read_everything:
+        return true()
+    conditions: list[ColumnElement[bool]] = [
+        ApprovalRequest.source_service == principal.id,
+        ApprovalRequest.requester == principal.id,
+        exists().where(Task.request_id == ApprovalRequest.id, Task.assignee == principal.id),
+    ]
+    if principal.azp:
+        conditions.append(ApprovalRequest.source_client == principal.azp)
+    return or_(*conditions) if conditions else false()
+
+
+class RequestRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, request_id: uuid.UUID) -> ApprovalRequest | None:
+        return await self.session.get(ApprovalRequest, request_id)
+
+    async def lock(self, request_id: uuid.UUID) -> ApprovalRequest | None:
+        """Read the request row and hold its lock until commit: every command on one request is serial."""
+        statement = (
+            select(ApprovalRequest)
+            .where(ApprovalRequest.id == request_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def get_visible(self, request_id: uuid.UUID, principal: Principal) -> ApprovalRequest | None:
+        statement = select(ApprovalRequest).where(ApprovalRequest.id == request_id, visible_to(principal))
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def is_visible(self, request_id: uuid.UUID, principal: Principal) -> bool:
+        return await self.get_visible(request_id, principal) is not None
+
+    async def get_live_for_artifact(
+        self, source_client: str, artifact_type: str, artifact_id: str
+    ) -> ApprovalRequest | None:
+        statement = select(ApprovalRequest).where(
+            ApprovalRequest.source_client == source_client,
+            ApprovalRequest.artifact_type == artifact_type,
+            ApprovalRequest.artifact_id == artifact_id,
+            ApprovalRequest.status.in_(LIVE_STATUSES),
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def list_stages(self, request_id: uuid.UUID, cycle: int) -> Sequence[RequestStage]:
+        statement = (
+            select(RequestStage)
+            .where(RequestStage.request_id == request_id, RequestStage.cycle == cycle)
+            .order_by(RequestStage.stage_order)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(statement)).scalars().all()
+
+    async def list_tasks(self, request_id: uuid.UUID, *, stage_ids: Sequence[uuid.UUID] | None = None) -> Sequence[Task]:
+        statement = select(Task).where(Task.request_id == request_id).order_by(Task.created_at, Task.id)
+        if stage_ids is not None:
+            statement = statement.where(Task.request_stage_id.in_(stage_ids))
+        return (await self.session.execute(statement.execution_options(populate_existing=True))).scalars().all()
+
+    async def approvers_of_stages(self, stage_ids: Sequence[uuid.UUID]) -> set[str]:
+        """Everyone who approved one of these stages, and everyone they approved for."""
+        if not stage_ids:
+            return set()
+        statement = (
+            select(Decision.actor, Decision.on_behalf_of)
+            .join(Task, Task.id == Decision.task_id)
+            .where(Task.request_stage_id.in_(stage_ids), Decision.action == "approve", Task.kind == "approver")
+        )
+        people: set[str] = set()
+        for actor, on_behalf_of in (await self.session.execute(statement)).all():
+            people.add(actor)
+            if on_behalf_of:
+                people.add(on_behalf_of)
+        return people
+
+    async def list_events(self, request_id: uuid.UUID) -> Sequence[Event]:
+        statement = select(Event).where(Event.request_id == request_id).order_by(Event.sequence)
+        return (await self.session.execute(statement)).scalars().all()
+
+    async def get_decision_for_task(self, task_id: uuid.UUID) -> Decision | None:
+        statement = select(Decision).where(Decision.task_id == task_id)
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    def list_statement(
+        self,
+        principal: Principal,
+        *,
+        artifact_type: str | None,
+        artifact_id: str | None,
+        status: str | None,
+        policy_key: str | None,
+        requester: str | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+        before: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> Select[ApprovalRequest]:
+        statement = (
+            select(ApprovalRequest)
+            .where(visible_to(principal))
+            .order_by(ApprovalRequest.created_at.desc(), ApprovalRequest.id.desc())
+            .limit(limit)
+        )
+        equal = {
+            ApprovalRequest.artifact_type: artifact_type,
+            ApprovalRequest.artifact_id: artifact_id,
+            ApprovalRequest.status: status,
+            ApprovalRequest.policy_key: policy_key,
+            ApprovalRequest.requester: requester,
+        }
+        for column, value in equal.items():
+            if value is not None:
+                statement = statement.where(column == value)
+        if created_after is not None:
+            statement = statement.where(ApprovalRequest.created_at >= created_after)
+        if created_before is not None:
+            statement = statement.where(ApprovalRequest.created_at < created_before)
+        if before is not None:
+            statement = statement.where(tuple_(ApprovalRequest.created_at, ApprovalRequest.id) < before)
+        return statement
+
+    async def list_requests(self, statement: Select[ApprovalRequest]) -> Sequence[ApprovalRequest]:
+        return (await self.session.execute(statement)).scalars().all()
+
+
+class DelegationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def active_delegates(self, user_ids: Sequence[str], at: datetime) -> dict[str, str]:
+        """user → delegate for every user with a window open at `at` (the newest window wins)."""
+        if not user_ids:
+            return {}
+        statement = (
+            select(Delegation.user_id, Delegation.delegate_to)
+            .where(Delegation.user_id.in_(user_ids), Delegation.starts_at <= at, Delegation.ends_at > at)
+            .order_by(Delegation.created_at)
+        )
+        return dict((await self.session.execute(statement)).tuples().all())
+
+    async def is_active_delegate(self, *, user_id: str, delegate: str, at: datetime) -> bool:
+        statement = select(
+            exists().where(
+                and_(
+                    Delegation.user_id == user_id,
+                    Delegation.delegate_to == delegate,
+                    Delegation.starts_at <= at,
+                    Delegation.ends_at > at,
+                )
+            )
+        )
+        return bool((await self.session.execute(statement)).scalar())

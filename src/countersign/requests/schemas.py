@@ -1,0 +1,196 @@
+"""Request, task, decision and event bodies of the contract (AWE's field names; Countersign adds fields)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+DecisionAction = Literal["approve", "reject", "abstain", "request_changes"]
+RequestStatus = Literal["in_review", "changes_requested", "approved", "rejected", "cancelled", "expired"]
+TaskStatus = Literal["open", "claimed", "completed", "skipped", "expired", "reassigned"]
+StageStatus = Literal["pending", "resolving", "active", "approved", "rejected", "skipped", "cancelled"]
+
+Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Text500 = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+class _In(BaseModel):
+    # AWE clients send fields Countersign does not use (e.g. `actor` on cancel); they are ignored.
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class RequestCreate(_In):
+    policy_key: Text200 | None = None
+    artifact_type: Text200
+    artifact_id: Text500
+    context: dict[str, Any] = Field(default_factory=dict)
+    callback_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    callback_secret_id: uuid.UUID | None = None
+    requester: Text200 | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class CancelIn(_In):
+    reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class ResubmitIn(_In):
+    context: dict[str, Any] | None = None
+    comment: Annotated[str, StringConstraints(max_length=4000)] | None = None
+
+
+class TaskOut(_Out):
+    id: uuid.UUID
+    request_id: uuid.UUID
+    stage_order: int
+    kind: Literal["approver", "observer"]
+    assignee: str
+    delegated_from: str | None
+    reassigned_from: str | None
+    status: TaskStatus
+    due_at: datetime | None
+    claimed_at: datetime | None
+    completed_at: datetime | None
+    decision_action: DecisionAction | None
+    decision_comment: str | None
+    created_at: datetime
+    artifact_type: str
+    artifact_id: str
+    policy_key: str
+    context: dict[str, Any]
+
+
+class RequestCreated(BaseModel):
+    request_id: uuid.UUID
+    status: RequestStatus
+    current_stage_order: int | None
+    tasks: list[TaskOut]
+
+
+class StageCounts(BaseModel):
+    approve: int
+    reject: int
+    abstain: int
+    open: int
+
+
+class RequestStageOut(BaseModel):
+    stage_order: int
+    name: str
+    parallel_group: str | None
+    status: StageStatus
+    mode: str
+    mode_value: int | None
+    due_at: datetime | None
+    counts: StageCounts
+
+
+class RequestOut(BaseModel):
+    id: uuid.UUID
+    policy_id: uuid.UUID
+    policy_key: str
+    policy_version: int
+    artifact_type: str
+    artifact_id: str
+    source_service: str
+    source_client: str
+    requester: str
+    context: dict[str, Any]
+    metadata: dict[str, Any]
+    status: RequestStatus
+    outcome_reason: str | None
+    current_stage_order: int | None
+    callback_url: str | None
+    callback_secret_id: uuid.UUID | None
+    cycle: int
+    completed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    stages: list[RequestStageOut]
+
+
+class EventOut(_Out):
+    id: uuid.UUID
+    request_id: uuid.UUID
+    sequence: int
+    event_type: str
+    actor: str
+    payload: dict[str, Any]
+    created_at: str
+    prev_hash: str
+    hash: str
+
+
+class ChainVerification(BaseModel):
+    valid: bool
+    count: int
+    broken_at_sequence: int | None = None
+
+
+class DecisionIn(_In):
+    action: DecisionAction
+    comment: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    attachments_ref: Any | None = None
+
+
+class DecisionOut(BaseModel):
+    id: uuid.UUID
+    request_id: uuid.UUID
+    task_id: uuid.UUID
+    stage_order: int
+    actor: str
+    on_behalf_of: str | None
+    action: DecisionAction
+    comment: str | None
+    attachments_ref: Any | None
+    created_at: datetime
+    request_status: RequestStatus
+    stage_status: StageStatus
+
+
+class BulkDecisionItem(DecisionIn):
+    task_id: uuid.UUID
+
+
+class BulkDecisionsIn(_In):
+    decisions: list[BulkDecisionItem] = Field(min_length=1, max_length=100)
+
+
+class BulkDecisionResult(BaseModel):
+    task_id: uuid.UUID
+    status: int
+    decision: DecisionOut | None = None
+    problem: dict[str, Any] | None = None
+
+
+class BulkDecisionsOut(BaseModel):
+    results: list[BulkDecisionResult]
+
+
+class ReassignIn(_In):
+    new_assignee: Text200
+    reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class TaskPage(BaseModel):
+    items: list[TaskOut]
+    total: int | None
+    page: int | None
+    page_size: int
+    pages: int | None
+    next_cursor: str | None
+
+
+class TaskStats(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    total: int
+    by_artifact_type: dict[str, int]
+    by_status: dict[str, int]

@@ -230,3 +230,18 @@ def test_bad_arguments_exit_with_usage(tmp_path: Path, args: list[str]) -> None:
 
     assert result.returncode == 2
     assert "usage:" in result.stderr
+
+
+def test_a_configuration_error_does_not_print_the_secrets(tmp_path: Path) -> None:
+    env = child_env(
+        COUNTERSIGN_AUTH_MODE="oidc",  # but no JWKS, issuers or audience
+        COUNTERSIGN_SECRET_KEY="TOP-SECRET-KEY-VALUE",
+        COUNTERSIGN_KEYCLOAK_CLIENT_SECRET="TOP-SECRET-CLIENT-VALUE",
+    )
+
+    result = run_cli("serve", "--port", str(free_port()), cwd=tmp_path, env=env)
+
+    assert result.returncode != 0
+    assert "COUNTERSIGN_OIDC_JWKS_URL" in result.stderr
+    assert "TOP-SECRET" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -11,7 +12,7 @@ from pydantic import SecretStr, ValidationError
 
 from countersign.config import DEV_SECRET_KEY, AuthMode, Environment, Settings
 
-OIDC = {
+OIDC: dict[str, Any] = {
     "auth_mode": "oidc",
     "oidc_jwks_url": "https://idp.test/realms/registry/protocol/openid-connect/certs",
     "oidc_issuers": "https://idp.test/realms/registry",
@@ -203,7 +204,7 @@ def test_the_dev_secret_key_is_a_working_fernet_key_in_dev_mode() -> None:
 
 @pytest.mark.parametrize("missing", ["oidc_jwks_url", "oidc_issuers", "oidc_audience"])
 def test_oidc_mode_needs_jwks_issuers_and_audience(missing: str) -> None:
-    values = {**OIDC, missing: ""}
+    values: dict[str, Any] = {**OIDC, missing: ""}
 
     with pytest.raises(ValidationError, match=missing.upper()):
         Settings(**values, secret_key=fresh_key())
@@ -235,3 +236,18 @@ def test_public_view_keeps_urls_without_credentials() -> None:
     assert view["redis_url"] == ""
     assert view["auth_mode"] == "dev"
     assert view["role_admin"] == "AWE_ADMIN"
+
+
+def test_configuration_errors_do_not_repeat_the_secrets_they_were_given() -> None:
+    # Missing OIDC settings with real secrets present: the error message ends up on stderr and
+    # in logs, so it must name the problem without echoing the input.
+    with pytest.raises(ValidationError) as raised:
+        Settings(
+            auth_mode="oidc",
+            secret_key="TOP-SECRET-KEY-VALUE",
+            keycloak_client_secret="TOP-SECRET-CLIENT-VALUE",
+        )
+
+    message = str(raised.value)
+    assert "COUNTERSIGN_OIDC_JWKS_URL" in message
+    assert "TOP-SECRET" not in message

@@ -361,9 +361,8 @@ async def test_second_active_version_of_one_policy_key_is_refused(
     with pytest.raises(IntegrityError):
         async with migrated_engine.begin() as connection:
             await connection.execute(
-                update(Policy.__table__)
-                .where(Policy.__table__.c.policy_key == key)
-                .where(Policy.__table__.c.version == 2)
+                update(Policy)
+                .where(Policy.policy_key == key, Policy.version == 2)
                 .values(status="active")
             )
 
@@ -481,8 +480,8 @@ async def test_one_live_request_per_caller_and_artifact(
     # Once the live request finishes, a new one may start.
     async with migrated_engine.begin() as connection:
         await connection.execute(
-            update(ApprovalRequest.__table__)
-            .where(ApprovalRequest.__table__.c.id == live_id)
+            update(ApprovalRequest)
+            .where(ApprovalRequest.id == live_id)
             .values(status="approved")
         )
         await _request(connection, policy_id, key, artifact_id="A-1")

@@ -27,6 +27,8 @@ from countersign.kit.problem import PROBLEM_SCHEMA, register_exception_handlers
 from countersign.operations import endpoints as operations_endpoints
 from countersign.policies import endpoints as policy_endpoints
 from countersign.policies.rules import RuleEvaluator
+from countersign.requests import endpoints as request_endpoints
+from countersign.tasks import endpoints as task_endpoints
 
 API_PREFIX = "/v1"
 AWE_PREFIX = "/v1/awe"
@@ -41,6 +43,8 @@ def _api_router() -> APIRouter:
     """Every contract route, relative to the base path; mounted at /v1 and again at /v1/awe."""
     router = APIRouter()
     router.include_router(policy_endpoints.router)
+    router.include_router(request_endpoints.router)
+    router.include_router(task_endpoints.router)
     router.include_router(audit_endpoints.router)
     router.include_router(operations_endpoints.router)
     return router

@@ -78,7 +78,9 @@ def cmd_token(args: argparse.Namespace) -> None:
             "countersign: `token` mints dev-mode tokens only; get real tokens from your identity provider"
         )
     issuer = DevIssuer(settings)
-    token = issuer.mint(args.sub, roles=args.role or [], azp=args.azp, ttl_seconds=args.ttl)
+    token = issuer.mint(
+        args.sub, roles=args.role or [], azp=args.azp, ttl_seconds=args.ttl
+    )
     sys.stdout.write(token + "\n")
 
 

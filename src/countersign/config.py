@@ -37,7 +37,11 @@ CsvList = Annotated[list[str], NoDecode]
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="COUNTERSIGN_", env_file=None, extra="ignore"
+        env_prefix="COUNTERSIGN_",
+        env_file=None,
+        extra="ignore",
+        # A configuration error must not print the secrets it was given (stderr ends up in logs).
+        hide_input_in_errors=True,
     )
 
     env: Environment = Environment.development

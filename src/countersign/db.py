@@ -113,7 +113,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    return async_sessionmaker(engine, expire_on_commit=False)
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

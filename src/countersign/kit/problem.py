@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from countersign import errors
 from countersign.errors import AppError, FieldProblem
@@ -131,9 +132,21 @@ async def _http_exception_handler(request: Request, exc: Exception) -> JSONRespo
         return JSONResponse(
             body, status_code=exc.status_code, media_type=PROBLEM_MEDIA_TYPE
         )
-    return problem_response(
-        error_class(detail), request, headers=dict(exc.headers or {})
-    )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names only the methods of the first route matching the path; RFC 9110 wants
+        # every method the resource supports (e.g. GET and POST on /v1/policies).
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return problem_response(error_class(detail), request, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods.update(route_methods)
+    return sorted(methods)
 
 
 async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -196,6 +196,10 @@ async def patch_version(
     merged = {**_policy_body(policy), **changes, "policy_key": policy_key}
     data = PolicyIn.model_validate(merged)
     domain.validate_policy(data)
+    # Delete the old stages first: the unit of work inserts before it deletes orphans, so the
+    # replacement stages would otherwise collide with them on unique (policy_id, stage_order).
+    policy.stages = []
+    await session.flush()
     _apply_fields(policy, data)
     policy = await _reload(session, policy)
     await audit_service.record(

@@ -19,7 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from countersign.directory.resolver import ApproverResolver, ResolutionFailed
 from countersign.errors import AppError
 from countersign.kit.clock import now, rfc3339
-from countersign.models import ApprovalRequest, Event, Policy, PolicyStage, RequestStage, Task
+from countersign.models import (
+    ApprovalRequest,
+    Event,
+    Policy,
+    PolicyStage,
+    RequestStage,
+    Task,
+)
 from countersign.policies import domain as policy_domain
 from countersign.policies.repository import PolicyRepository
 from countersign.policies.rules import rule_data
@@ -52,8 +59,12 @@ class Context:
 
 async def load_policy(session: AsyncSession, request: ApprovalRequest) -> Policy:
     policy = await PolicyRepository(session).get_by_id(request.policy_id)
-    if policy is None:  # the foreign key makes this impossible; say so loudly if it happens
-        raise AppError(f"policy version {request.policy_id} of request {request.id} is missing")
+    if (
+        policy is None
+    ):  # the foreign key makes this impossible; say so loudly if it happens
+        raise AppError(
+            f"policy version {request.policy_id} of request {request.id} is missing"
+        )
     return policy
 
 
@@ -61,7 +72,11 @@ async def load_policy(session: AsyncSession, request: ApprovalRequest) -> Policy
 
 
 async def append_event(
-    session: AsyncSession, request: ApprovalRequest, event_type: str, actor: str, payload: dict[str, Any]
+    session: AsyncSession,
+    request: ApprovalRequest,
+    event_type: str,
+    actor: str,
+    payload: dict[str, Any],
 ) -> Event:
     """Append to the request's hash-chained timeline and write the outbox row, in this transaction."""
     sequence = request.last_sequence + 1
@@ -109,10 +124,14 @@ def request_facts(request: ApprovalRequest) -> dict[str, Any]:
 
 
 def stage_states(stages: Sequence[RequestStage]) -> list[domain.StageState]:
-    return [domain.StageState(s.stage_order, s.parallel_group, s.status) for s in stages]
+    return [
+        domain.StageState(s.stage_order, s.parallel_group, s.status) for s in stages
+    ]
 
 
 def votes_of(tasks: Sequence[Task]) -> list[domain.TaskVote]:
+    """Votes in the order they were decided: the evaluator replays decisions in that order."""
+    ordered = sorted(tasks, key=lambda t: (t.completed_at is None, t.completed_at or t.created_at, t.created_at))
     return [
         domain.TaskVote(
             task_id=t.id,
@@ -122,7 +141,7 @@ def votes_of(tasks: Sequence[Task]) -> list[domain.TaskVote]:
             action=t.decision_action,
             required=t.required,
         )
-        for t in tasks
+        for t in ordered
     ]
 
 
@@ -130,7 +149,9 @@ def _policy_stage(policy: Policy, stage: RequestStage) -> PolicyStage:
     for candidate in policy.stages:
         if candidate.id == stage.policy_stage_id:
             return candidate
-    raise AppError(f"stage {stage.stage_order} of request {stage.request_id} has no policy stage")
+    raise AppError(
+        f"stage {stage.stage_order} of request {stage.request_id} has no policy stage"
+    )
 
 
 def create_stage_rows(request: ApprovalRequest, policy: Policy) -> list[RequestStage]:
@@ -159,19 +180,26 @@ def create_stage_rows(request: ApprovalRequest, policy: Policy) -> list[RequestS
 
 
 def resolution_backoff(attempt: int) -> timedelta:
-    seconds = min(RESOLUTION_BACKOFF_BASE_SECONDS * 2 ** max(attempt - 1, 0), RESOLUTION_BACKOFF_MAX_SECONDS)
+    seconds = min(
+        RESOLUTION_BACKOFF_BASE_SECONDS * 2 ** max(attempt - 1, 0),
+        RESOLUTION_BACKOFF_MAX_SECONDS,
+    )
     return timedelta(seconds=seconds)
 
 
 # --- stage start -----------------------------------------------------------------------------
 
 
-async def _earlier_approvers(ctx: Context, stages: Sequence[RequestStage], stage_order: int) -> set[str]:
+async def _earlier_approvers(
+    ctx: Context, stages: Sequence[RequestStage], stage_order: int
+) -> set[str]:
     earlier = [s.id for s in stages if s.stage_order < stage_order]
     return await ctx.repository.approvers_of_stages(earlier)
 
 
-async def start_stage(ctx: Context, stage: RequestStage, stages: Sequence[RequestStage], actor: str) -> list[Task]:
+async def start_stage(
+    ctx: Context, stage: RequestStage, stages: Sequence[RequestStage], actor: str
+) -> list[Task]:
     """Resolve a pending (or resolving) stage and create its tasks.
 
     Leaves the stage `active`, `skipped`, `resolving` (an outside system failed: retried later) or
@@ -181,9 +209,13 @@ async def start_stage(ctx: Context, stage: RequestStage, stages: Sequence[Reques
     policy_stage = _policy_stage(policy, stage)
     facts = request_facts(request)
     at = now()
-    skipped, reason = policy_domain.should_skip(policy_stage, facts, ctx.resolver.evaluator)
+    skipped, reason = policy_domain.should_skip(
+        policy_stage, facts, ctx.resolver.evaluator
+    )
     if skipped:
-        return await _skip_stage(ctx, stage, reason or policy_domain.SKIP_REASON_SKIP_IF, actor)
+        return await _skip_stage(
+            ctx, stage, reason or policy_domain.SKIP_REASON_SKIP_IF, actor
+        )
 
     resolved: list[tuple[Any, list[str]]] = []
     try:
@@ -194,7 +226,11 @@ async def start_stage(ctx: Context, stage: RequestStage, stages: Sequence[Reques
         await _resolution_failed(ctx, stage, failure.reason, actor)
         return []
 
-    prior = await _earlier_approvers(ctx, stages, stage.stage_order) if policy.forbid_repeat_approvers else set()
+    prior = (
+        await _earlier_approvers(ctx, stages, stage.stage_order)
+        if policy.forbid_repeat_approvers
+        else set()
+    )
     plan = policy_domain.plan_stage(
         policy_stage,
         resolved=resolved,
@@ -204,7 +240,9 @@ async def start_stage(ctx: Context, stage: RequestStage, stages: Sequence[Reques
     )
     if not plan.approvers:
         if stage.on_empty == "skip":
-            return await _skip_stage(ctx, stage, policy_domain.SKIP_REASON_NO_APPROVERS, actor)
+            return await _skip_stage(
+                ctx, stage, policy_domain.SKIP_REASON_NO_APPROVERS, actor
+            )
         stage.status = "rejected"
         stage.completed_at = at
         stage.skip_reason = policy_domain.SKIP_REASON_NO_APPROVERS
@@ -213,18 +251,30 @@ async def start_stage(ctx: Context, stage: RequestStage, stages: Sequence[Reques
             request,
             "stage_completed",
             actor,
-            {"stage_order": stage.stage_order, "name": stage.name, "outcome": "rejected", "reason": "no_approvers_resolved", "removed_by_sod": list(plan.removed_by_sod)},
+            {
+                "stage_order": stage.stage_order,
+                "name": stage.name,
+                "outcome": "rejected",
+                "reason": "no_approvers_resolved",
+                "removed_by_sod": list(plan.removed_by_sod),
+            },
         )
         return []
 
-    delegates = await DelegationRepository(ctx.session).active_delegates([*plan.approvers, *plan.observers], at)
+    delegates = await DelegationRepository(ctx.session).active_delegates(
+        [*plan.approvers, *plan.observers], at
+    )
     due_at = at + timedelta(hours=stage.sla_hours) if stage.sla_hours else None
-    remind_at = at + timedelta(hours=stage.reminder_hours) if stage.reminder_hours else None
+    remind_at = (
+        at + timedelta(hours=stage.reminder_hours) if stage.reminder_hours else None
+    )
     approver_set = set(plan.approvers)
     tasks: list[Task] = []
     for kind, people in (("approver", plan.approvers), ("observer", plan.observers)):
         for person in people:
-            assignee, delegated_from = _apply_delegation(person, delegates, request, policy, approver_set)
+            assignee, delegated_from = _apply_delegation(
+                person, delegates, request, policy, approver_set
+            )
             tasks.append(
                 Task(
                     id=uuid.uuid4(),
@@ -249,7 +299,8 @@ async def start_stage(ctx: Context, stage: RequestStage, stages: Sequence[Reques
     stage.status = "active"
     stage.started_at = at
     stage.due_at = due_at
-    stage.required_approvers = list(plan.required_approvers)
+    # Required approvers are tracked by who holds their task (a delegate holds it during a window).
+    stage.required_approvers = [t.assignee for t in tasks if t.required]
     stage.next_resolution_at = None
     await append_event(
         ctx.session,
@@ -267,7 +318,12 @@ async def start_stage(ctx: Context, stage: RequestStage, stages: Sequence[Reques
             "removed_by_sod": list(plan.removed_by_sod),
             "due_at": rfc3339(due_at) if due_at else None,
             "tasks": [
-                {"task_id": str(t.id), "assignee": t.assignee, "kind": t.kind, "delegated_from": t.delegated_from}
+                {
+                    "task_id": str(t.id),
+                    "assignee": t.assignee,
+                    "kind": t.kind,
+                    "delegated_from": t.delegated_from,
+                }
                 for t in tasks
             ],
         },
@@ -276,7 +332,11 @@ async def start_stage(ctx: Context, stage: RequestStage, stages: Sequence[Reques
 
 
 def _apply_delegation(
-    person: str, delegates: dict[str, str], request: ApprovalRequest, policy: Policy, approvers: set[str]
+    person: str,
+    delegates: dict[str, str],
+    request: ApprovalRequest,
+    policy: Policy,
+    approvers: set[str],
 ) -> tuple[str, str | None]:
     """Route a new task to the person's active delegate, unless that would open an SoD hole.
 
@@ -294,7 +354,9 @@ def _apply_delegation(
     return delegate, person
 
 
-async def _skip_stage(ctx: Context, stage: RequestStage, reason: str, actor: str) -> list[Task]:
+async def _skip_stage(
+    ctx: Context, stage: RequestStage, reason: str, actor: str
+) -> list[Task]:
     stage.status = "skipped"
     stage.skip_reason = reason
     stage.completed_at = now()
@@ -308,7 +370,9 @@ async def _skip_stage(ctx: Context, stage: RequestStage, reason: str, actor: str
     return []
 
 
-async def _resolution_failed(ctx: Context, stage: RequestStage, reason: str, actor: str) -> None:
+async def _resolution_failed(
+    ctx: Context, stage: RequestStage, reason: str, actor: str
+) -> None:
     stage.status = "resolving"
     stage.resolution_attempts += 1
     stage.last_resolution_error = reason
@@ -373,7 +437,9 @@ async def finish(ctx: Context, outcome: str, reason: str | None, actor: str) -> 
     await close_request(ctx, outcome, reason, actor, event_type=f"request_{outcome}")
 
 
-async def close_request(ctx: Context, status: str, reason: str | None, actor: str, *, event_type: str) -> None:
+async def close_request(
+    ctx: Context, status: str, reason: str | None, actor: str, *, event_type: str
+) -> None:
     request = ctx.request
     at = now()
     skipped = await skip_open_tasks(ctx, stage_ids=None)
@@ -395,7 +461,9 @@ async def close_request(ctx: Context, status: str, reason: str | None, actor: st
     )
 
 
-async def skip_open_tasks(ctx: Context, *, stage_ids: Sequence[uuid.UUID] | None) -> list[Task]:
+async def skip_open_tasks(
+    ctx: Context, *, stage_ids: Sequence[uuid.UUID] | None
+) -> list[Task]:
     tasks = await ctx.repository.list_tasks(ctx.request.id, stage_ids=stage_ids)
     at = now()
     skipped = [t for t in tasks if t.status in LIVE_TASK_STATUSES]
@@ -405,12 +473,20 @@ async def skip_open_tasks(ctx: Context, *, stage_ids: Sequence[uuid.UUID] | None
     return skipped
 
 
-async def settle_stage(ctx: Context, stage: RequestStage, actor: str) -> domain.StageOutcome:
+async def settle_stage(
+    ctx: Context, stage: RequestStage, actor: str
+) -> domain.StageOutcome:
     """Evaluate an active stage; when decided, close it and move the request on."""
     if stage.status != "active":
         return domain.StageOutcome.PENDING
     tasks = await ctx.repository.list_tasks(ctx.request.id, stage_ids=[stage.id])
-    outcome = domain.evaluate_stage(stage.mode, stage.mode_value, stage.veto, votes_of(tasks), stage.required_approvers)
+    outcome = domain.evaluate_stage(
+        stage.mode,
+        stage.mode_value,
+        stage.veto,
+        votes_of(tasks),
+        stage.required_approvers,
+    )
     if outcome is domain.StageOutcome.PENDING:
         return outcome
     counts = stage_counts(tasks)
@@ -425,14 +501,22 @@ async def settle_stage(ctx: Context, stage: RequestStage, actor: str) -> domain.
             ctx.request,
             "stage_quorum_skipped",
             actor,
-            {"stage_order": stage.stage_order, "task_ids": [str(t.id) for t in skipped]},
+            {
+                "stage_order": stage.stage_order,
+                "task_ids": [str(t.id) for t in skipped],
+            },
         )
     await append_event(
         ctx.session,
         ctx.request,
         "stage_completed",
         actor,
-        {"stage_order": stage.stage_order, "name": stage.name, "outcome": stage.status, "counts": counts},
+        {
+            "stage_order": stage.stage_order,
+            "name": stage.name,
+            "outcome": stage.status,
+            "counts": counts,
+        },
     )
     await advance(ctx, actor)
     return outcome

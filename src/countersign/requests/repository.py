@@ -6,11 +6,29 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, true, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    false,
+    or_,
+    select,
+    true,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from countersign.identity.principal import Principal
-from countersign.models import LIVE_STATUSES, ApprovalRequest, Decision, Delegation, Event, RequestStage, Task
+from countersign.models import (
+    LIVE_STATUSES,
+    ApprovalRequest,
+    Decision,
+    Delegation,
+    Event,
+    RequestStage,
+    Task,
+)
 
 
 def visible_to(principal: Principal) -> ColumnElement[bool]:
@@ -20,7 +38,9 @@ def visible_to(principal: Principal) -> ColumnElement[bool]:
     conditions: list[ColumnElement[bool]] = [
         ApprovalRequest.source_service == principal.id,
         ApprovalRequest.requester == principal.id,
-        exists().where(Task.request_id == ApprovalRequest.id, Task.assignee == principal.id),
+        exists().where(
+            Task.request_id == ApprovalRequest.id, Task.assignee == principal.id
+        ),
     ]
     if principal.azp:
         conditions.append(ApprovalRequest.source_client == principal.azp)
@@ -44,8 +64,12 @@ class RequestRepository:
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
 
-    async def get_visible(self, request_id: uuid.UUID, principal: Principal) -> ApprovalRequest | None:
-        statement = select(ApprovalRequest).where(ApprovalRequest.id == request_id, visible_to(principal))
+    async def get_visible(
+        self, request_id: uuid.UUID, principal: Principal
+    ) -> ApprovalRequest | None:
+        statement = select(ApprovalRequest).where(
+            ApprovalRequest.id == request_id, visible_to(principal)
+        )
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def is_visible(self, request_id: uuid.UUID, principal: Principal) -> bool:
@@ -62,7 +86,9 @@ class RequestRepository:
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
 
-    async def list_stages(self, request_id: uuid.UUID, cycle: int) -> Sequence[RequestStage]:
+    async def list_stages(
+        self, request_id: uuid.UUID, cycle: int
+    ) -> Sequence[RequestStage]:
         statement = (
             select(RequestStage)
             .where(RequestStage.request_id == request_id, RequestStage.cycle == cycle)
@@ -71,11 +97,25 @@ class RequestRepository:
         )
         return (await self.session.execute(statement)).scalars().all()
 
-    async def list_tasks(self, request_id: uuid.UUID, *, stage_ids: Sequence[uuid.UUID] | None = None) -> Sequence[Task]:
-        statement = select(Task).where(Task.request_id == request_id).order_by(Task.created_at, Task.id)
+    async def list_tasks(
+        self, request_id: uuid.UUID, *, stage_ids: Sequence[uuid.UUID] | None = None
+    ) -> Sequence[Task]:
+        statement = (
+            select(Task)
+            .where(Task.request_id == request_id)
+            .order_by(Task.created_at, Task.id)
+        )
         if stage_ids is not None:
             statement = statement.where(Task.request_stage_id.in_(stage_ids))
-        return (await self.session.execute(statement.execution_options(populate_existing=True))).scalars().all()
+        return (
+            (
+                await self.session.execute(
+                    statement.execution_options(populate_existing=True)
+                )
+            )
+            .scalars()
+            .all()
+        )
 
     async def approvers_of_stages(self, stage_ids: Sequence[uuid.UUID]) -> set[str]:
         """Everyone who approved one of these stages, and everyone they approved for."""
@@ -84,7 +124,11 @@ class RequestRepository:
         statement = (
             select(Decision.actor, Decision.on_behalf_of)
             .join(Task, Task.id == Decision.task_id)
-            .where(Task.request_stage_id.in_(stage_ids), Decision.action == "approve", Task.kind == "approver")
+            .where(
+                Task.request_stage_id.in_(stage_ids),
+                Decision.action == "approve",
+                Task.kind == "approver",
+            )
         )
         people: set[str] = set()
         for actor, on_behalf_of in (await self.session.execute(statement)).all():
@@ -94,7 +138,9 @@ class RequestRepository:
         return people
 
     async def list_events(self, request_id: uuid.UUID) -> Sequence[Event]:
-        statement = select(Event).where(Event.request_id == request_id).order_by(Event.sequence)
+        statement = (
+            select(Event).where(Event.request_id == request_id).order_by(Event.sequence)
+        )
         return (await self.session.execute(statement)).scalars().all()
 
     async def get_decision_for_task(self, task_id: uuid.UUID) -> Decision | None:
@@ -136,10 +182,14 @@ class RequestRepository:
         if created_before is not None:
             statement = statement.where(ApprovalRequest.created_at < created_before)
         if before is not None:
-            statement = statement.where(tuple_(ApprovalRequest.created_at, ApprovalRequest.id) < before)
+            statement = statement.where(
+                tuple_(ApprovalRequest.created_at, ApprovalRequest.id) < before
+            )
         return statement
 
-    async def list_requests(self, statement: Select[ApprovalRequest]) -> Sequence[ApprovalRequest]:
+    async def list_requests(
+        self, statement: Select[ApprovalRequest]
+    ) -> Sequence[ApprovalRequest]:
         return (await self.session.execute(statement)).scalars().all()
 
 
@@ -147,18 +197,26 @@ class DelegationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def active_delegates(self, user_ids: Sequence[str], at: datetime) -> dict[str, str]:
+    async def active_delegates(
+        self, user_ids: Sequence[str], at: datetime
+    ) -> dict[str, str]:
         """user → delegate for every user with a window open at `at` (the newest window wins)."""
         if not user_ids:
             return {}
         statement = (
             select(Delegation.user_id, Delegation.delegate_to)
-            .where(Delegation.user_id.in_(user_ids), Delegation.starts_at <= at, Delegation.ends_at > at)
+            .where(
+                Delegation.user_id.in_(user_ids),
+                Delegation.starts_at <= at,
+                Delegation.ends_at > at,
+            )
             .order_by(Delegation.created_at)
         )
-        return dict((await self.session.execute(statement)).tuples().all())
+        return dict((await self.session.execute(statement)).all())
 
-    async def is_active_delegate(self, *, user_id: str, delegate: str, at: datetime) -> bool:
+    async def is_active_delegate(
+        self, *, user_id: str, delegate: str, at: datetime
+    ) -> bool:
         statement = select(
             exists().where(
                 and_(

@@ -9,9 +9,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 DecisionAction = Literal["approve", "reject", "abstain", "request_changes"]
-RequestStatus = Literal["in_review", "changes_requested", "approved", "rejected", "cancelled", "expired"]
+RequestStatus = Literal[
+    "in_review", "changes_requested", "approved", "rejected", "cancelled", "expired"
+]
 TaskStatus = Literal["open", "claimed", "completed", "skipped", "expired", "reassigned"]
-StageStatus = Literal["pending", "resolving", "active", "approved", "rejected", "skipped", "cancelled"]
+StageStatus = Literal[
+    "pending", "resolving", "active", "approved", "rejected", "skipped", "cancelled"
+]
 
 Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Text500 = Annotated[str, StringConstraints(min_length=1, max_length=500)]

@@ -20,9 +20,23 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def event_hash(prev_hash: str, *, sequence: int, event_type: str, actor: str, payload: Any, created_at: str) -> str:
+def event_hash(
+    prev_hash: str,
+    *,
+    sequence: int,
+    event_type: str,
+    actor: str,
+    payload: Any,
+    created_at: str,
+) -> str:
     body = canonical_json(
-        {"sequence": sequence, "event_type": event_type, "actor": actor, "payload": payload, "created_at": created_at}
+        {
+            "sequence": sequence,
+            "event_type": event_type,
+            "actor": actor,
+            "payload": payload,
+            "created_at": created_at,
+        }
     )
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
@@ -66,7 +80,11 @@ def verify_chain(events: Iterable[ChainedEvent]) -> ChainCheck:
             payload=event.payload,
             created_at=event.created_at,
         )
-        if event.sequence != expected_sequence or event.prev_hash != prev or event.hash != recomputed:
+        if (
+            event.sequence != expected_sequence
+            or event.prev_hash != prev
+            or event.hash != recomputed
+        ):
             return ChainCheck(False, count, event.sequence)
         prev = event.hash
     return ChainCheck(True, count)

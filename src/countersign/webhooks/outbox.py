@@ -58,20 +58,28 @@ def delivery_body(request: ApprovalRequest, event: Event) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
-async def _subscribes_to_decisions(session: AsyncSession, request: ApprovalRequest) -> bool:
+async def _subscribes_to_decisions(
+    session: AsyncSession, request: ApprovalRequest
+) -> bool:
     statement = select(CallerSecret.subscribe_decisions).where(
         CallerSecret.caller == request.source_client, CallerSecret.status == "active"
     )
     if request.callback_secret_id is not None:
-        statement = select(CallerSecret.subscribe_decisions).where(CallerSecret.id == request.callback_secret_id)
+        statement = select(CallerSecret.subscribe_decisions).where(
+            CallerSecret.id == request.callback_secret_id
+        )
     return any((await session.execute(statement)).scalars().all())
 
 
-async def add_delivery(session: AsyncSession, request: ApprovalRequest, event: Event) -> WebhookDelivery | None:
+async def add_delivery(
+    session: AsyncSession, request: ApprovalRequest, event: Event
+) -> WebhookDelivery | None:
     """Write the outbox row for `event` when the request has a callback and the event is deliverable."""
     if not request.callback_url or event.event_type in NOT_DELIVERED:
         return None
-    if event.event_type in SUBSCRIPTION_ONLY and not await _subscribes_to_decisions(session, request):
+    if event.event_type in SUBSCRIPTION_ONLY and not await _subscribes_to_decisions(
+        session, request
+    ):
         return None
     delivery = WebhookDelivery(
         event_id=event.id,

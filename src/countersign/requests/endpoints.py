@@ -1,0 +1,260 @@
+"""`/v1/requests`: create (idempotent), read, cancel, resubmit, timeline, diagram."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, Request, Response, status
+
+from countersign.db import SessionDep
+from countersign.directory.dependencies import ResolverDep
+from countersign.identity.dependencies import PrincipalDep
+from countersign.kit import idempotency
+from countersign.kit.pagination import (
+    CursorQuery,
+    LimitQuery,
+    decode_cursor,
+    encode_cursor,
+    set_next_page_headers,
+)
+from countersign.kit.problem import problem_responses
+from countersign.policies.diagram import render_stages_svg
+from countersign.policies.schemas import StageIn
+from countersign.requests import service as request_service
+from countersign.requests.schemas import (
+    CancelIn,
+    ChainVerification,
+    EventOut,
+    RequestCreate,
+    RequestCreated,
+    RequestOut,
+    RequestStatus,
+    ResubmitIn,
+)
+
+router = APIRouter(prefix="/requests", tags=["requests"])
+
+JSON = "application/json"
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RequestCreated,
+    responses=problem_responses(404, 409, 422),
+)
+async def create_request(
+    request: Request,
+    body: RequestCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    resolver: ResolverDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Response:
+    """Create an approval request. With `Idempotency-Key`, a retry replays the first response."""
+    key = (
+        idempotency.parse_key(idempotency_key) if idempotency_key is not None else None
+    )
+    if key is not None:
+        stored = await idempotency.begin(
+            session,
+            caller=principal.caller,
+            key=key,
+            method="POST",
+            path="/requests",
+            body_fingerprint=idempotency.fingerprint(await request.body()),
+        )
+        if stored is not None:
+            return Response(
+                stored.body,
+                status_code=stored.status,
+                headers={**stored.headers, "Idempotent-Replayed": "true"},
+            )
+    created, tasks = await request_service.create_request(
+        session, principal=principal, data=body, resolver=resolver
+    )
+    content = (
+        RequestCreated(
+            request_id=created.id,
+            status=created.status,
+            current_stage_order=created.current_stage_order,
+            tasks=[request_service.task_out(t, created) for t in tasks],
+        )
+        .model_dump_json()
+        .encode()
+    )
+    headers = {"Content-Type": JSON, "Location": f"/v1/requests/{created.id}"}
+    if key is not None:
+        await idempotency.complete(
+            session,
+            caller=principal.caller,
+            key=key,
+            status=201,
+            headers=headers,
+            body=content,
+        )
+    return Response(content, status_code=201, headers=headers)
+
+
+@router.get("", response_model=list[RequestOut], responses=problem_responses(422))
+async def list_requests(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: PrincipalDep,
+    artifact_type: str | None = None,
+    artifact_id: str | None = None,
+    status: RequestStatus | None = None,
+    policy_key: str | None = None,
+    requester: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> list[RequestOut]:
+    """List the requests the caller may see, newest first."""
+    before = None
+    if cursor:
+        created_at, request_id = decode_cursor(cursor, size=2)
+        before = (datetime.fromisoformat(str(created_at)), uuid.UUID(str(request_id)))
+    rows = await request_service.list_requests(
+        session,
+        principal=principal,
+        artifact_type=artifact_type,
+        artifact_id=artifact_id,
+        status=status,
+        policy_key=policy_key,
+        requester=requester,
+        created_after=created_after,
+        created_before=created_before,
+        before=before,
+        limit=limit + 1,
+    )
+    page = list(rows[:limit])
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = encode_cursor([page[-1].created_at.isoformat(), str(page[-1].id)])
+    set_next_page_headers(request, response, next_cursor)
+    return [await request_service.request_out(session, r) for r in page]
+
+
+@router.get(
+    "/{request_id}", response_model=RequestOut, responses=problem_responses(404)
+)
+async def get_request(
+    request_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+) -> RequestOut:
+    """Get a request with per-stage status and counts."""
+    return await request_service.get_request(
+        session, principal=principal, request_id=request_id
+    )
+
+
+@router.post(
+    "/{request_id}/cancel",
+    response_model=RequestOut,
+    responses=problem_responses(403, 404, 409),
+)
+async def cancel_request(
+    request_id: uuid.UUID,
+    session: SessionDep,
+    principal: PrincipalDep,
+    resolver: ResolverDep,
+    body: Annotated[CancelIn | None, Body()] = None,
+) -> RequestOut:
+    """Cancel a live request (admin, the creating caller or the requester)."""
+    cancelled = await request_service.cancel_request(
+        session,
+        principal=principal,
+        request_id=request_id,
+        reason=(body or CancelIn()).reason,
+        resolver=resolver,
+    )
+    return await request_service.request_out(session, cancelled)
+
+
+@router.post(
+    "/{request_id}/resubmit",
+    response_model=RequestOut,
+    responses=problem_responses(403, 404, 409),
+)
+async def resubmit_request(
+    request_id: uuid.UUID,
+    session: SessionDep,
+    principal: PrincipalDep,
+    resolver: ResolverDep,
+    body: Annotated[ResubmitIn | None, Body()] = None,
+) -> RequestOut:
+    """Restart a request sent back with `request_changes`, optionally with a new context."""
+    data = body or ResubmitIn()
+    resubmitted, _ = await request_service.resubmit_request(
+        session,
+        principal=principal,
+        request_id=request_id,
+        context=data.context,
+        comment=data.comment,
+        resolver=resolver,
+    )
+    return await request_service.request_out(session, resubmitted)
+
+
+@router.get(
+    "/{request_id}/events",
+    response_model=list[EventOut],
+    responses=problem_responses(404),
+)
+async def list_request_events(
+    request_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+) -> list[EventOut]:
+    """The request's timeline, ascending by sequence."""
+    events = await request_service.list_events(
+        session, principal=principal, request_id=request_id
+    )
+    return [EventOut.model_validate(e) for e in events]
+
+
+@router.get(
+    "/{request_id}/events/verify",
+    response_model=ChainVerification,
+    responses=problem_responses(404),
+)
+async def verify_request_events(
+    request_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+) -> ChainVerification:
+    """Recompute the timeline's hash chain."""
+    return await request_service.verify_events(
+        session, principal=principal, request_id=request_id
+    )
+
+
+@router.get(
+    "/{request_id}/diagram.svg",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}}, **problem_responses(404)},
+)
+async def get_request_diagram(
+    request_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+) -> Response:
+    """The request's stages as SVG, coloured by status, the current stage highlighted."""
+    out = await request_service.get_request(
+        session, principal=principal, request_id=request_id
+    )
+    stages = [
+        StageIn(
+            stage_order=s.stage_order,
+            name=s.name,
+            mode=s.mode,
+            mode_value=s.mode_value,
+            parallel_group=s.parallel_group,
+        )
+        for s in out.stages
+    ]
+    svg = render_stages_svg(
+        f"{out.artifact_type} {out.artifact_id}: {out.status}",
+        stages,
+        statuses={s.stage_order: s.status for s in out.stages},
+        current_stage_order=out.current_stage_order,
+    )
+    return Response(svg, media_type="image/svg+xml")

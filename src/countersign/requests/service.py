@@ -1,0 +1,423 @@
+"""Request commands and queries: create, cancel, resubmit, read, timeline."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from countersign.directory.resolver import ApproverResolver
+from countersign.errors import (
+    CallbackSecretInvalid,
+    FieldProblem,
+    Forbidden,
+    InvalidState,
+    PolicyNotFound,
+    RequestAlreadyOpen,
+    RequestNotFound,
+    ValidationFailed,
+)
+from countersign.identity.principal import Principal
+from countersign.kit.clock import now
+from countersign.kit.locking import advisory_xact_lock
+from countersign.models import ApprovalRequest, CallerSecret, Policy, Task
+from countersign.policies.repository import PolicyRepository
+from countersign.policies.rules import rule_data
+from countersign.requests import domain, engine
+from countersign.requests.repository import RequestRepository
+from countersign.requests.schemas import (
+    ChainVerification,
+    RequestCreate,
+    RequestOut,
+    RequestStageOut,
+    StageCounts,
+    TaskOut,
+)
+from countersign.requests.timeline import verify_chain
+
+
+def task_out(task: Task, request: ApprovalRequest) -> TaskOut:
+    return TaskOut.model_validate(
+        {
+            **{
+                name: getattr(task, name)
+                for name in TaskOut.model_fields
+                if name != "context"
+            },
+            "context": request.context,
+        }
+    )
+
+
+async def _choose_policy(
+    session: AsyncSession,
+    resolver: ApproverResolver,
+    data: RequestCreate,
+    requester: str,
+) -> Policy:
+    repository = PolicyRepository(session)
+    if data.policy_key is not None:
+        policy = await repository.get_active(data.policy_key)
+        if policy is None:
+            raise PolicyNotFound(f"policy {data.policy_key!r} has no active version")
+        if policy.artifact_type != data.artifact_type:
+            raise ValidationFailed(
+                f"artifact_type {data.artifact_type!r} does not match policy {policy.policy_key!r} "
+                f"({policy.artifact_type!r})",
+                [
+                    FieldProblem(
+                        "/artifact_type",
+                        f"policy {policy.policy_key!r} expects {policy.artifact_type!r}",
+                    )
+                ],
+            )
+        return policy
+    # Routing: highest priority first, then lowest key (the repository's order), first truthy applies_if.
+    for candidate in await repository.list_active_for_artifact_type(data.artifact_type):
+        if candidate.applies_if is None:
+            return candidate
+        facts = rule_data(
+            data.context,
+            {
+                "requester": requester,
+                "artifact_type": data.artifact_type,
+                "artifact_id": data.artifact_id,
+                "policy_key": candidate.policy_key,
+            },
+        )
+        value = resolver.evaluator.evaluate(
+            candidate.applies_if, facts, pointer="/applies_if"
+        )
+        if resolver.evaluator.is_truthy(value):
+            return candidate
+    raise PolicyNotFound(
+        f"no active policy for artifact_type {data.artifact_type!r} applies to this request"
+    )
+
+
+def _check_callback_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationFailed(
+            "callback_url must be an absolute http(s) URL",
+            [FieldProblem("/callback_url", "must be an absolute http(s) URL")],
+        )
+
+
+async def _check_callback_secret(
+    session: AsyncSession, secret_id: uuid.UUID, caller: str
+) -> None:
+    secret = await session.get(CallerSecret, secret_id)
+    usable = (
+        secret is not None
+        and secret.caller == caller
+        and secret.status in ("active", "rotated")
+    )
+    if (
+        secret is not None
+        and secret.status == "rotated"
+        and secret.expires_at is not None
+    ):
+        usable = usable and secret.expires_at > now()
+    if not usable:
+        raise CallbackSecretInvalid(
+            "callback_secret_id is not an active secret of this caller",
+            [
+                FieldProblem(
+                    "/callback_secret_id",
+                    "unknown, revoked or belongs to another caller",
+                )
+            ],
+        )
+
+
+async def create_request(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    data: RequestCreate,
+    resolver: ApproverResolver,
+) -> tuple[ApprovalRequest, list[Task]]:
+    """Pin the policy, resolve the first stage group and create its tasks, in one transaction."""
+    requester = data.requester or principal.id
+    source_client = principal.caller
+    if data.callback_url is not None:
+        _check_callback_url(data.callback_url)
+    if data.callback_secret_id is not None:
+        await _check_callback_secret(session, data.callback_secret_id, source_client)
+    policy = await _choose_policy(session, resolver, data, requester)
+
+    # Serialize creations for one artifact of one caller; the partial unique index backs this up.
+    await advisory_xact_lock(
+        session,
+        "live_artifact",
+        f"{source_client}\x00{data.artifact_type}\x00{data.artifact_id}",
+    )
+    repository = RequestRepository(session)
+    existing = await repository.get_live_for_artifact(
+        source_client, data.artifact_type, data.artifact_id
+    )
+    if existing is not None:
+        raise RequestAlreadyOpen(
+            f"request {existing.id} for {data.artifact_type}/{data.artifact_id} is still {existing.status}",
+            extra={"request_id": str(existing.id)},
+        )
+
+    at = now()
+    request = ApprovalRequest(
+        id=uuid.uuid4(),
+        policy_id=policy.id,
+        policy_key=policy.policy_key,
+        policy_version=policy.version,
+        artifact_type=data.artifact_type,
+        artifact_id=data.artifact_id,
+        source_service=principal.id,
+        source_client=source_client,
+        requester=requester,
+        context=data.context,
+        metadata_=data.metadata,
+        status="in_review",
+        cycle=1,
+        callback_url=data.callback_url,
+        callback_secret_id=data.callback_secret_id,
+        expires_at=engine.expiry_of(policy, at),
+        created_at=at,
+        updated_at=at,
+    )
+    session.add(request)
+    session.add_all(engine.create_stage_rows(request, policy))
+    await session.flush()
+    await engine.append_event(
+        session,
+        request,
+        "request_created",
+        principal.id,
+        {
+            "policy_key": policy.policy_key,
+            "policy_version": policy.version,
+            "artifact_type": request.artifact_type,
+            "artifact_id": request.artifact_id,
+            "requester": requester,
+            "source_service": request.source_service,
+            "source_client": source_client,
+            "expires_at": request.expires_at.isoformat()
+            if request.expires_at
+            else None,
+        },
+    )
+    ctx = engine.Context(session, request, policy, resolver)
+    tasks = await engine.advance(ctx, principal.id)
+    await session.flush()
+    return request, tasks
+
+
+async def _visible_request(
+    session: AsyncSession, request_id: uuid.UUID, principal: Principal
+) -> ApprovalRequest:
+    request = await RequestRepository(session).get_visible(request_id, principal)
+    if request is None:
+        raise RequestNotFound(f"request {request_id} not found")
+    return request
+
+
+async def _lock_visible(
+    session: AsyncSession, request_id: uuid.UUID, principal: Principal
+) -> ApprovalRequest:
+    await _visible_request(session, request_id, principal)
+    request = await RequestRepository(session).lock(request_id)
+    if request is None:
+        raise RequestNotFound(f"request {request_id} not found")
+    return request
+
+
+def _is_creating_caller(principal: Principal, request: ApprovalRequest) -> bool:
+    return principal.id == request.source_service or (
+        principal.azp is not None and principal.azp == request.source_client
+    )
+
+
+async def cancel_request(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    request_id: uuid.UUID,
+    reason: str | None,
+    resolver: ApproverResolver,
+) -> ApprovalRequest:
+    """Cancel a live request: admin, the creating caller or the requester."""
+    request = await _lock_visible(session, request_id, principal)
+    if not (
+        principal.is_admin
+        or _is_creating_caller(principal, request)
+        or principal.id == request.requester
+    ):
+        raise Forbidden(
+            "only an admin, the creating caller or the requester may cancel a request"
+        )
+    if not domain.can_cancel(request.status):
+        raise InvalidState(f"request {request_id} is {request.status}")
+    ctx = engine.Context(
+        session, request, await engine.load_policy(session, request), resolver
+    )
+    await engine.close_request(
+        ctx, "cancelled", reason, principal.id, event_type="request_cancelled"
+    )
+    await session.flush()
+    return request
+
+
+async def resubmit_request(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    request_id: uuid.UUID,
+    context: dict[str, object] | None,
+    comment: str | None,
+    resolver: ApproverResolver,
+) -> tuple[ApprovalRequest, list[Task]]:
+    """Restart a request sent back for changes: fresh stages and tasks; history stays."""
+    request = await _lock_visible(session, request_id, principal)
+    if not (
+        _is_creating_caller(principal, request) or principal.id == request.requester
+    ):
+        raise Forbidden(
+            "only the creating caller or the requester may resubmit a request"
+        )
+    if not domain.can_resubmit(request.status):
+        raise InvalidState(
+            f"request {request_id} is {request.status}; only changes_requested can be resubmitted"
+        )
+    policy = await engine.load_policy(session, request)
+    if context is not None:
+        request.context = dict(context)
+    request.cycle += 1
+    request.status = "in_review"
+    request.outcome_reason = None
+    session.add_all(engine.create_stage_rows(request, policy))
+    await session.flush()
+    await engine.append_event(
+        session,
+        request,
+        "request_resubmitted",
+        principal.id,
+        {
+            "cycle": request.cycle,
+            "comment": comment,
+            "context_changed": context is not None,
+        },
+    )
+    ctx = engine.Context(session, request, policy, resolver)
+    tasks = await engine.advance(ctx, principal.id)
+    await session.flush()
+    return request, tasks
+
+
+async def get_request(
+    session: AsyncSession, *, principal: Principal, request_id: uuid.UUID
+) -> RequestOut:
+    request = await _visible_request(session, request_id, principal)
+    return await request_out(session, request)
+
+
+async def request_out(session: AsyncSession, request: ApprovalRequest) -> RequestOut:
+    repository = RequestRepository(session)
+    stages = await repository.list_stages(request.id, request.cycle)
+    tasks = await repository.list_tasks(request.id, stage_ids=[s.id for s in stages])
+    by_stage: dict[uuid.UUID, list[Task]] = {}
+    for task in tasks:
+        by_stage.setdefault(task.request_stage_id, []).append(task)
+    return RequestOut(
+        id=request.id,
+        policy_id=request.policy_id,
+        policy_key=request.policy_key,
+        policy_version=request.policy_version,
+        artifact_type=request.artifact_type,
+        artifact_id=request.artifact_id,
+        source_service=request.source_service,
+        source_client=request.source_client,
+        requester=request.requester,
+        context=request.context,
+        metadata=request.metadata_,
+        status=request.status,
+        outcome_reason=request.outcome_reason,
+        current_stage_order=request.current_stage_order,
+        callback_url=request.callback_url,
+        callback_secret_id=request.callback_secret_id,
+        cycle=request.cycle,
+        completed_at=request.completed_at,
+        created_at=request.created_at,
+        updated_at=request.updated_at,
+        stages=[
+            RequestStageOut(
+                stage_order=s.stage_order,
+                name=s.name,
+                parallel_group=s.parallel_group,
+                status=s.status,
+                mode=s.mode,
+                mode_value=s.mode_value,
+                due_at=s.due_at,
+                counts=StageCounts(**engine.stage_counts(by_stage.get(s.id, []))),
+            )
+            for s in stages
+        ],
+    )
+
+
+async def list_requests(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    artifact_type: str | None,
+    artifact_id: str | None,
+    status: str | None,
+    policy_key: str | None,
+    requester: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> Sequence[ApprovalRequest]:
+    repository = RequestRepository(session)
+    statement = repository.list_statement(
+        principal,
+        artifact_type=artifact_type,
+        artifact_id=artifact_id,
+        status=status,
+        policy_key=policy_key,
+        requester=requester,
+        created_after=created_after,
+        created_before=created_before,
+        before=before,
+        limit=limit,
+    )
+    return await repository.list_requests(statement)
+
+
+async def list_events(
+    session: AsyncSession, *, principal: Principal, request_id: uuid.UUID
+) -> list[object]:
+    await _visible_request(session, request_id, principal)
+    return list(await RequestRepository(session).list_events(request_id))
+
+
+async def verify_events(
+    session: AsyncSession, *, principal: Principal, request_id: uuid.UUID
+) -> ChainVerification:
+    await _visible_request(session, request_id, principal)
+    check = verify_chain(await RequestRepository(session).list_events(request_id))
+    return ChainVerification(
+        valid=check.valid, count=check.count, broken_at_sequence=check.broken_at
+    )
+
+
+async def tasks_of(session: AsyncSession, request: ApprovalRequest) -> Sequence[Task]:
+    statement = (
+        select(Task)
+        .where(Task.request_id == request.id)
+        .order_by(Task.created_at, Task.id)
+    )
+    return (await session.execute(statement)).scalars().all()

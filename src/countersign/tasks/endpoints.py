@@ -1,0 +1,277 @@
+"""`/v1/tasks`: the approver's inbox, claims, decisions (single and bulk), reassignment."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import JSONResponse
+
+from countersign.db import SessionDep
+from countersign.directory.dependencies import ResolverDep
+from countersign.errors import AppError, FieldProblem, Forbidden, ValidationFailed
+from countersign.identity.dependencies import AdminDep, PrincipalDep
+from countersign.identity.principal import Principal
+from countersign.kit.pagination import decode_cursor, encode_cursor
+from countersign.kit.problem import problem_body, problem_responses
+from countersign.requests.repository import RequestRepository
+from countersign.requests.schemas import (
+    BulkDecisionResult,
+    BulkDecisionsIn,
+    BulkDecisionsOut,
+    DecisionIn,
+    DecisionOut,
+    ReassignIn,
+    TaskOut,
+    TaskPage,
+    TaskStats,
+)
+from countersign.tasks import service as task_service
+from countersign.tasks.repository import TaskFilter, TaskRepository
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+TASK_STATUSES = ("open", "claimed", "completed", "skipped", "expired", "reassigned")
+
+
+def _is_awe_alias(request: Request) -> bool:
+    return request.url.path.startswith("/v1/awe/")
+
+
+def _statuses(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    statuses = tuple(s.strip() for s in value.split(",") if s.strip())
+    unknown = [s for s in statuses if s not in TASK_STATUSES]
+    if unknown:
+        raise ValidationFailed(
+            f"unknown task status {unknown[0]!r}",
+            [FieldProblem("/status", f"must be one of {', '.join(TASK_STATUSES)}")],
+        )
+    return statuses
+
+
+async def _scope(
+    request: Request,
+    session: SessionDep,
+    principal: Principal,
+    assignee: str,
+    request_id: uuid.UUID | None,
+    statuses: tuple[str, ...],
+) -> TaskFilter:
+    """Who may list whose tasks (see "Tasks" in the contract)."""
+    if assignee == "me" or assignee == principal.id:
+        return TaskFilter(assignee=principal.id)
+    if principal.can_read_everything:
+        return TaskFilter(assignee=None if assignee == "*" else assignee)
+    if assignee == "*" and request_id is not None:
+        visible = await RequestRepository(session).get_visible(request_id, principal)
+        if visible is None:
+            return TaskFilter(assignee=principal.id, request_id=request_id)
+        if visible.source_service == principal.id:
+            return TaskFilter(assignee=None)
+        # Who else is still pending stays private: completed tasks plus the principal's own.
+        return TaskFilter(assignee=None, own_plus_completed=principal.id)
+    if assignee == "*" and _is_awe_alias(request) and not statuses:
+        # AWE clients read "everyone's" inbox this way; AWE answered with completed tasks + own.
+        return TaskFilter(assignee=None, own_plus_completed=principal.id)
+    raise Forbidden("listing other users' tasks needs the admin or viewer role")
+
+
+@router.get("", response_model=TaskPage, responses=problem_responses(403, 422))
+async def list_tasks(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    assignee: str = "me",
+    request_id: uuid.UUID | None = None,
+    status: Annotated[
+        str | None, Query(description="One status or a comma-separated list.")
+    ] = None,
+    artifact_type: str | None = None,
+    policy_key: str | None = None,
+    search_text: Annotated[str | None, Query(max_length=200)] = None,
+    page: Annotated[int | None, Query(ge=1)] = None,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 25,
+    cursor: str | None = None,
+) -> TaskPage:
+    """The inbox: AWE's paged envelope (`page`), or keyset paging with `cursor`."""
+    statuses = _statuses(status)
+    scope = await _scope(request, session, principal, assignee, request_id, statuses)
+    f = TaskFilter(
+        assignee=scope.assignee,
+        own_plus_completed=scope.own_plus_completed,
+        request_id=request_id if request_id is not None else scope.request_id,
+        statuses=statuses,
+        artifact_type=artifact_type,
+        policy_key=policy_key,
+        search_text=search_text,
+    )
+    repository = TaskRepository(session)
+    if cursor is not None:
+        created_at, task_id = decode_cursor(cursor, size=2)
+        after = (datetime.fromisoformat(str(created_at)), uuid.UUID(str(task_id)))
+        rows = await repository.page(f, offset=None, after=after, limit=page_size + 1)
+        total = None
+        current_page = None
+    else:
+        current_page = page or 1
+        rows = await repository.page(
+            f, offset=(current_page - 1) * page_size, after=None, limit=page_size + 1
+        )
+        total = await repository.count(f)
+    items = [_task_out(task, context) for task, context in rows[:page_size]]
+    next_cursor = None
+    if len(rows) > page_size:
+        last = rows[page_size - 1][0]
+        next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
+    return TaskPage(
+        items=items,
+        total=total,
+        page=current_page,
+        page_size=page_size,
+        pages=math.ceil(total / page_size) if total is not None else None,
+        next_cursor=next_cursor,
+    )
+
+
+def _task_out(task: Any, context: dict[str, Any]) -> TaskOut:
+    fields = {
+        name: getattr(task, name) for name in TaskOut.model_fields if name != "context"
+    }
+    return TaskOut.model_validate({**fields, "context": context})
+
+
+@router.get("/stats", response_model=TaskStats, responses=problem_responses(422))
+async def get_task_stats(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    status: Annotated[
+        str | None, Query(description="One status or a comma-separated list.")
+    ] = None,
+) -> TaskStats:
+    """Counts of the caller's own tasks, by artifact type and by status."""
+    repository = TaskRepository(session)
+    rows = await repository.stats(principal.id, _statuses(status))
+    by_type: dict[str, int] = {}
+    by_status: dict[str, int] = {}
+    for artifact_type, task_status, n in rows:
+        by_type[artifact_type] = by_type.get(artifact_type, 0) + n
+        by_status[task_status] = by_status.get(task_status, 0) + n
+    stats = TaskStats(
+        total=sum(by_status.values()), by_artifact_type=by_type, by_status=by_status
+    )
+    if _is_awe_alias(request):
+        # AWE's registry UI reads `<name>_count`, name = the part after the last "." of the type.
+        for artifact_type in await repository.active_artifact_types():
+            setattr(
+                stats,
+                f"{artifact_type.rsplit('.', 1)[-1]}_count",
+                by_type.get(artifact_type, 0),
+            )
+    return stats
+
+
+@router.post(
+    "/{task_id}/claim",
+    response_model=TaskOut,
+    responses=problem_responses(403, 404, 409),
+)
+async def claim_task(
+    task_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+) -> TaskOut:
+    """Claim an open task."""
+    task, approval_request = await task_service.claim(
+        session, principal=principal, task_id=task_id
+    )
+    return _task_out(task, approval_request.context)
+
+
+@router.post(
+    "/decisions",
+    status_code=207,
+    response_model=BulkDecisionsOut,
+    responses=problem_responses(422),
+)
+async def decide_tasks(
+    request: Request,
+    body: BulkDecisionsIn,
+    session: SessionDep,
+    principal: PrincipalDep,
+    resolver: ResolverDep,
+) -> JSONResponse:
+    """Decide up to 100 tasks; each item succeeds or fails on its own (207 Multi-Status)."""
+    results: list[BulkDecisionResult] = []
+    for item in body.decisions:
+        try:
+            async with session.begin_nested():
+                decision = await task_service.decide(
+                    session,
+                    principal=principal,
+                    task_id=item.task_id,
+                    data=DecisionIn(
+                        action=item.action,
+                        comment=item.comment,
+                        attachments_ref=item.attachments_ref,
+                    ),
+                    resolver=resolver,
+                )
+            results.append(
+                BulkDecisionResult(task_id=item.task_id, status=201, decision=decision)
+            )
+        except AppError as error:
+            problem = problem_body(error, instance=f"{request.url.path}#{item.task_id}")
+            results.append(
+                BulkDecisionResult(
+                    task_id=item.task_id, status=error.status_code, problem=problem
+                )
+            )
+    content = BulkDecisionsOut(results=results).model_dump(mode="json")
+    return JSONResponse(content, status_code=207)
+
+
+@router.post(
+    "/{task_id}/decision",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DecisionOut,
+    responses=problem_responses(403, 404, 409),
+)
+async def decide_task(
+    task_id: uuid.UUID,
+    body: DecisionIn,
+    session: SessionDep,
+    principal: PrincipalDep,
+    resolver: ResolverDep,
+) -> DecisionOut:
+    """Approve, reject, abstain or request changes."""
+    return await task_service.decide(
+        session, principal=principal, task_id=task_id, data=body, resolver=resolver
+    )
+
+
+@router.post(
+    "/{task_id}/reassign",
+    response_model=TaskOut,
+    responses=problem_responses(403, 404, 409),
+)
+async def reassign_task(
+    task_id: uuid.UUID,
+    body: ReassignIn,
+    session: SessionDep,
+    principal: AdminDep,
+    resolver: ResolverDep,
+) -> TaskOut:
+    """Admin: hand an open task to someone else; the old task stops counting."""
+    task, approval_request = await task_service.reassign(
+        session,
+        principal=principal,
+        task_id=task_id,
+        new_assignee=body.new_assignee,
+        reason=body.reason,
+        resolver=resolver,
+    )
+    return _task_out(task, approval_request.context)

@@ -1,0 +1,291 @@
+"""Task commands: decide, claim, reassign. Each locks the request row for the whole command."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from countersign.directory.resolver import ApproverResolver
+from countersign.errors import Forbidden, InvalidState, TaskNotFound
+from countersign.identity.principal import Principal
+from countersign.kit.clock import now
+from countersign.models import ApprovalRequest, Decision, RequestStage, Task
+from countersign.requests import domain, engine
+from countersign.requests.repository import DelegationRepository, RequestRepository
+from countersign.requests.schemas import DecisionIn, DecisionOut
+
+
+@dataclass
+class Locked:
+    request: ApprovalRequest
+    task: Task
+
+
+async def _lock_task(
+    session: AsyncSession, task_id: uuid.UUID, principal: Principal
+) -> Locked:
+    """Find the task, lock its request, then re-read the task under the lock."""
+    task = await session.get(Task, task_id)
+    if task is None:
+        raise TaskNotFound(f"task {task_id} not found")
+    repository = RequestRepository(session)
+    request = await repository.lock(task.request_id)
+    if request is None:
+        raise TaskNotFound(f"task {task_id} not found")
+    await session.refresh(task)
+    return Locked(request, task)
+
+
+async def _acting_for(
+    session: AsyncSession, principal: Principal, locked: Locked
+) -> str | None:
+    """Who the principal acts for: None for the assignee themselves, else the delegator.
+
+    Raises 404 when the principal cannot see the request at all, 403 when they can but the task is
+    not theirs to act on.
+    """
+    task = locked.task
+    if principal.id == task.assignee:
+        return None
+    if await DelegationRepository(session).is_active_delegate(
+        user_id=task.assignee, delegate=principal.id, at=now()
+    ):
+        return task.assignee
+    if not await RequestRepository(session).is_visible(locked.request.id, principal):
+        raise TaskNotFound(f"task {task.id} not found")
+    raise Forbidden(f"task {task.id} is assigned to {task.assignee!r}")
+
+
+async def decide(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    task_id: uuid.UUID,
+    data: DecisionIn,
+    resolver: ApproverResolver,
+) -> DecisionOut:
+    """Record a decision; settle the stage and move the request on in the same transaction."""
+    locked = await _lock_task(session, task_id, principal)
+    request, task = locked.request, locked.task
+    on_behalf_of = await _acting_for(session, principal, locked)
+    if not domain.can_decide(request.status):
+        raise InvalidState(f"request {request.id} is {request.status}")
+    if task.status not in engine.LIVE_TASK_STATUSES:
+        raise InvalidState(f"task {task.id} is {task.status}")
+    stage = await session.get(RequestStage, task.request_stage_id)
+    assert stage is not None
+    policy = await engine.load_policy(session, request)
+    ctx = engine.Context(session, request, policy, resolver)
+
+    if task.kind == "approver":
+        earlier: set[str] = set()
+        if policy.forbid_repeat_approvers:
+            stages = await ctx.repository.list_stages(request.id, request.cycle)
+            earlier_ids = [s.id for s in stages if s.stage_order < stage.stage_order]
+            earlier = await ctx.repository.approvers_of_stages(earlier_ids)
+        violation = domain.sod_violation(
+            actor=principal.id,
+            on_behalf_of=on_behalf_of,
+            requester=request.requester,
+            forbid_self_approval=policy.forbid_self_approval,
+            forbid_repeat_approvers=policy.forbid_repeat_approvers,
+            earlier_stage_approvers=earlier,
+        )
+        if violation is not None:
+            raise Forbidden(f"separation of duties forbids this decision ({violation})")
+    if data.action == "request_changes":
+        if task.kind != "approver":
+            raise InvalidState("observers cannot request changes")
+        if not policy.allow_request_changes:
+            raise InvalidState(
+                f"policy {policy.policy_key!r} does not allow request_changes"
+            )
+
+    at = now()
+    decision = Decision(
+        id=uuid.uuid4(),
+        task_id=task.id,
+        request_id=request.id,
+        stage_order=task.stage_order,
+        actor=principal.id,
+        on_behalf_of=on_behalf_of,
+        action=data.action,
+        comment=data.comment,
+        attachments_ref=data.attachments_ref,
+        created_at=at,
+    )
+    session.add(decision)
+    task.status = "completed"
+    task.completed_at = at
+    task.decision_action = data.action
+    task.decision_comment = data.comment
+    # The unique index on decisions.task_id turns any race that slipped past the lock into an error.
+    await session.flush()
+    await engine.append_event(
+        session,
+        request,
+        "decision_recorded",
+        principal.id,
+        {
+            "task_id": str(task.id),
+            "decision_id": str(decision.id),
+            "stage_order": task.stage_order,
+            "kind": task.kind,
+            "assignee": task.assignee,
+            "action": data.action,
+            "comment": data.comment,
+            "on_behalf_of": on_behalf_of,
+        },
+    )
+    if data.action == "request_changes":
+        await _request_changes(ctx, task, data.comment, principal.id)
+    elif task.kind == "approver":
+        await engine.settle_stage(ctx, stage, principal.id)
+    await session.flush()
+    return DecisionOut(
+        id=decision.id,
+        request_id=request.id,
+        task_id=task.id,
+        stage_order=task.stage_order,
+        actor=decision.actor,
+        on_behalf_of=on_behalf_of,
+        action=data.action,
+        comment=data.comment,
+        attachments_ref=data.attachments_ref,
+        created_at=at,
+        request_status=request.status,
+        stage_status=stage.status,
+    )
+
+
+async def _request_changes(
+    ctx: engine.Context, task: Task, comment: str | None, actor: str
+) -> None:
+    request = ctx.request
+    skipped = await engine.skip_open_tasks(ctx, stage_ids=None)
+    for stage in await ctx.repository.list_stages(request.id, request.cycle):
+        if stage.status in ("pending", "active", "resolving"):
+            stage.status = "cancelled"
+            stage.completed_at = now()
+            stage.next_resolution_at = None
+    request.status = "changes_requested"
+    request.outcome_reason = "changes_requested"
+    request.current_stage_order = None
+    await engine.append_event(
+        ctx.session,
+        request,
+        "request_changes_requested",
+        actor,
+        {
+            "task_id": str(task.id),
+            "stage_order": task.stage_order,
+            "comment": comment,
+            "skipped_task_ids": [str(t.id) for t in skipped],
+        },
+    )
+
+
+async def claim(
+    session: AsyncSession, *, principal: Principal, task_id: uuid.UUID
+) -> tuple[Task, ApprovalRequest]:
+    """Mark an open task as being worked on by its assignee (or their active delegate)."""
+    locked = await _lock_task(session, task_id, principal)
+    await _acting_for(session, principal, locked)
+    if locked.task.status != "open" or not domain.can_decide(locked.request.status):
+        raise InvalidState(
+            f"task {task_id} is {locked.task.status}; only open tasks can be claimed"
+        )
+    locked.task.status = "claimed"
+    locked.task.claimed_at = now()
+    await session.flush()
+    return locked.task, locked.request
+
+
+async def reassign(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    task_id: uuid.UUID,
+    new_assignee: str,
+    reason: str | None,
+    resolver: ApproverResolver,
+) -> tuple[Task, ApprovalRequest]:
+    """Admin: move an open task to someone else. The old task becomes `reassigned` and stops counting."""
+    if not principal.is_admin:
+        raise Forbidden("only admins reassign tasks")
+    locked = await _lock_task(session, task_id, principal)
+    request, old = locked.request, locked.task
+    if (
+        not domain.can_decide(request.status)
+        or old.status not in engine.LIVE_TASK_STATUSES
+    ):
+        raise InvalidState(
+            f"task {task_id} is {old.status}; only open or claimed tasks can be reassigned"
+        )
+    if new_assignee == old.assignee:
+        raise InvalidState(f"task {task_id} is already assigned to {new_assignee!r}")
+    policy = await engine.load_policy(session, request)
+    if (
+        old.kind == "approver"
+        and policy.forbid_self_approval
+        and new_assignee == request.requester
+    ):
+        raise Forbidden(
+            "separation of duties: the requester cannot approve their own request"
+        )
+    siblings = await RequestRepository(session).list_tasks(
+        request.id, stage_ids=[old.request_stage_id]
+    )
+    if any(
+        t.assignee == new_assignee
+        and t.status in (*engine.LIVE_TASK_STATUSES, "completed")
+        for t in siblings
+    ):
+        raise InvalidState(f"{new_assignee!r} already holds a task in this stage")
+    at = now()
+    new = Task(
+        id=uuid.uuid4(),
+        request_id=request.id,
+        request_stage_id=old.request_stage_id,
+        stage_order=old.stage_order,
+        kind=old.kind,
+        assignee=new_assignee,
+        reassigned_from=old.assignee,
+        required=old.required,
+        status="open",
+        due_at=old.due_at,
+        remind_at=old.remind_at,
+        artifact_type=old.artifact_type,
+        artifact_id=old.artifact_id,
+        policy_key=old.policy_key,
+        created_at=at,
+        updated_at=at,
+    )
+    old.status = "reassigned"
+    old.completed_at = at
+    session.add(new)
+    stage = await session.get(RequestStage, old.request_stage_id)
+    assert stage is not None
+    if old.required and old.assignee in stage.required_approvers:
+        # The new holder inherits the requirement, so a required approver's task can be handed over.
+        stage.required_approvers = [
+            new_assignee if p == old.assignee else p for p in stage.required_approvers
+        ]
+    await session.flush()
+    await engine.append_event(
+        session,
+        request,
+        "task_reassigned",
+        principal.id,
+        {
+            "task_id": str(old.id),
+            "new_task_id": str(new.id),
+            "stage_order": old.stage_order,
+            "from": old.assignee,
+            "to": new_assignee,
+            "reason": reason,
+        },
+    )
+    return new, request

@@ -60,8 +60,10 @@ def assert_problem_shape(
     assert problem["code"] == code
     assert problem["status"] == status
     assert problem["errorCode"] == error_code
-    assert isinstance(problem["title"], str) and problem["title"]
-    assert isinstance(problem["detail"], str) and problem["detail"]
+    assert isinstance(problem["title"], str)
+    assert problem["title"]
+    assert isinstance(problem["detail"], str)
+    assert problem["detail"]
     assert problem["message"] == problem["detail"]
     assert problem["instance"] == response.request.url.path
     return problem
@@ -121,7 +123,8 @@ class TestFrameworkErrors:
         [entry] = problem["errors"]
         assert entry["pointer"] == "/limit"
         assert entry["errorCode"] == "AWE-010"
-        assert entry["detail"] and entry["message"] == entry["detail"]
+        assert entry["detail"]
+        assert entry["message"] == entry["detail"]
 
     @pytest.mark.parametrize("limit", [1, 500])
     async def test_limit_accepts_the_bounds_of_its_range(
@@ -318,7 +321,8 @@ def _policy_row(**overrides: Any) -> Policy:
 
 async def _raise_after_a_write(session: SessionDep) -> Body:
     session.add(_policy_row())
-    await session.flush()  # the row is in the transaction; only a rollback can remove it
+    # The row is now in the transaction: only the rollback can remove it.
+    await session.flush()
     raise RuntimeError("boom: internal detail that must not leak")
 
 
@@ -333,7 +337,7 @@ async def _commit_violates_not_null(session: SessionDep) -> Body:
     return {"ok": True}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def failing_app(settings: Settings) -> AsyncIterator[FastAPI]:
     """A fresh app with test-only routes that fail inside the request's transaction."""
     app = create_app(settings)
@@ -378,7 +382,8 @@ class TestInternalError:
 
         problem = assert_problem_shape(response, 500, "internal_error", "AWE-000")
         assert_single_awe_entry(problem)
-        assert isinstance(problem["trace_id"], str) and problem["trace_id"]
+        assert isinstance(problem["trace_id"], str)
+        assert problem["trace_id"]
         assert problem["trace_id"] in problem["detail"]
         assert "internal detail" not in response.text
         assert "RuntimeError" not in response.text

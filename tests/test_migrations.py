@@ -5,7 +5,7 @@
 - the drift check (alembic's autogenerate comparison, with type and server-default comparison)
   finds nothing between the migrated database and the models, and it does find a difference when
   there is one;
-- `downgrade base` then `upgrade head` works on PostgreSQL;
+- `downgrade base` then `upgrade head` works;
 - the invariants the service relies on under concurrency are enforced by the database itself:
   one active version per policy key, unique (policy_key, version), one decision per task, one live
   request per (source_client, artifact_type, artifact_id).
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from pprint import pformat
 from typing import Any
 
@@ -58,7 +59,7 @@ def _pg_name() -> str:
     return f"countersign_migrations_{uuid.uuid4().hex[:12]}"
 
 
-def _sqlite_url(path: Any) -> str:
+def _sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
@@ -268,12 +269,23 @@ async def test_the_unmodified_copy_used_by_the_drift_probes_has_no_drift(
 # Downgrade
 
 
-async def test_downgrade_to_base_then_upgrade_head_on_postgresql() -> None:
-    name = _pg_name()
-    url = await asyncio.to_thread(fresh_pg_database, name)
-    engine = create_engine(url)
+@pytest.fixture(params=DIALECTS)
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty, never migrated database of each dialect."""
+    if request.param == "postgresql":
+        name = _pg_name()
+        try:
+            yield fresh_pg_database(name)
+        finally:
+            drop_pg_database(name)
+    else:
+        yield _sqlite_url(tmp_path / "countersign.db")
+
+
+async def test_downgrade_to_base_then_upgrade_head(empty_url: str) -> None:
+    engine = create_engine(empty_url)
     try:
-        config = migrate.alembic_config(url)
+        config = migrate.alembic_config(empty_url)
         await asyncio.to_thread(command.upgrade, config, "head")
         await asyncio.to_thread(command.downgrade, config, "base")
 
@@ -287,7 +299,6 @@ async def test_downgrade_to_base_then_upgrade_head_on_postgresql() -> None:
         assert diff == [], pformat(diff)
     finally:
         await engine.dispose()
-        await asyncio.to_thread(drop_pg_database, name)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -72,6 +72,7 @@ def upgrade() -> None:
         sa.Column("secret_encrypted", sa.Text(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("subscribe_decisions", sa.Boolean(), nullable=False),
+        sa.Column("replaced_by_id", sa.Uuid(), nullable=True),
         sa.Column(
             "rotated_at", countersign.db.UtcDateTime(timezone=True), nullable=True
         ),
@@ -573,6 +574,10 @@ def upgrade() -> None:
         ),
         sa.Column("last_status_code", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("trigger", sa.String(length=16), nullable=False),
+        sa.Column(
+            "lease_until", countersign.db.UtcDateTime(timezone=True), nullable=True
+        ),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column(
             "updated_at", countersign.db.UtcDateTime(timezone=True), nullable=False

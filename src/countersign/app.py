@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from countersign import __version__
 from countersign.audit import endpoints as audit_endpoints
 from countersign.config import Settings, get_settings
-from countersign.db import create_engine, create_sessionmaker
+from countersign.db import create_engine
 from countersign.directory.base import Directory
 from countersign.directory.file import EmptyDirectory, FileDirectory
 from countersign.directory.resolver import ApproverResolver
@@ -29,6 +29,9 @@ from countersign.policies import endpoints as policy_endpoints
 from countersign.policies.rules import RuleEvaluator
 from countersign.requests import endpoints as request_endpoints
 from countersign.tasks import endpoints as task_endpoints
+from countersign.worker.loop import InProcessWorker
+from countersign.worker.queue import ArqQueue, JobQueue, LocalQueue
+from countersign.worker.runtime import Runtime
 
 API_PREFIX = "/v1"
 AWE_PREFIX = "/v1/awe"
@@ -56,25 +59,37 @@ def build_directory(settings: Settings) -> Directory:
     return EmptyDirectory()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, in_process_worker: bool | None = None) -> FastAPI:
+    """Build the API. `in_process_worker` defaults to on without Redis (the embedded mode)."""
     settings = settings or get_settings()
+    run_worker = (not settings.redis_url) if in_process_worker is None else in_process_worker
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
+        queue: JobQueue = ArqQueue(url=settings.redis_url) if settings.redis_url else LocalQueue()
+        runtime = Runtime.create(settings, queue, engine=engine)
         http_client = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
         app.state.engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.sessionmaker = runtime.sessionmaker
+        app.state.runtime = runtime
+        app.state.job_queue = queue
         app.state.http_client = http_client
         app.state.verifier = build_verifier(settings, http_client)
-        app.state.resolver = ApproverResolver(
-            build_directory(settings), RuleEvaluator()
-        )
+        app.state.resolver = ApproverResolver(build_directory(settings), RuleEvaluator())
+        worker = InProcessWorker(runtime, queue) if run_worker and isinstance(queue, LocalQueue) else None
+        if worker is not None:
+            worker.start()
         app.state.ready = True
         try:
             yield
         finally:
             app.state.ready = False
+            if worker is not None:
+                await worker.stop()
+            if isinstance(queue, ArqQueue):
+                await queue.close()
+            await runtime.close()
             await http_client.aclose()
             await engine.dispose()
 

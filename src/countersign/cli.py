@@ -84,6 +84,19 @@ def cmd_token(args: argparse.Namespace) -> None:
     sys.stdout.write(token + "\n")
 
 
+def cmd_worker(args: argparse.Namespace) -> None:
+    settings = _settings()
+    if not settings.redis_url:
+        sys.exit("countersign: `worker` needs COUNTERSIGN_REDIS_URL; without Redis, `serve` runs the worker in-process")
+    from arq.worker import check_health, run_worker
+
+    from countersign.worker.settings import WorkerSettings
+
+    if args.check:
+        sys.exit(check_health(WorkerSettings))  # type: ignore[arg-type]
+    run_worker(WorkerSettings)  # type: ignore[arg-type]
+
+
 def cmd_version(_: argparse.Namespace) -> None:
     sys.stdout.write(__version__ + "\n")
 
@@ -125,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--azp", help="client id (the caller)")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
+
+    worker = sub.add_parser("worker", help="run the arq worker (needs COUNTERSIGN_REDIS_URL)")
+    worker.add_argument("--check", action="store_true", help="exit 0 if a worker reported healthy recently")
+    worker.set_defaults(func=cmd_worker)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=cmd_version)

@@ -122,15 +122,21 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     Injected with `scope="function"` so the commit runs before the response is sent: a failed
     commit becomes a 500, never a 201 (ADR 0002).
     """
+    from countersign.worker.queue import flush, start_buffer
+
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    jobs = start_buffer()
     async with sessionmaker() as session:
         try:
             yield session
         except BaseException:
             await session.rollback()
+            jobs.clear()
             raise
         else:
             await session.commit()
+    # Only now that the work is durable may workers hear of it (enqueue-after-commit).
+    await flush(request.app.state.job_queue, jobs)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

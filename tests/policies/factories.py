@@ -134,7 +134,8 @@ def expect_problem(response: httpx.Response, code: str) -> Body:
     assert problem["errorCode"] == awe_code
     assert problem["message"] == problem["detail"]
     assert problem["instance"] == response.request.url.path
-    assert isinstance(problem["errors"], list) and problem["errors"]
+    assert isinstance(problem["errors"], list)
+    assert problem["errors"]
     return problem
 
 

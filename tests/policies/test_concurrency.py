@@ -30,11 +30,13 @@ Headers = dict[str, str]
 PARALLEL = 10
 
 
-async def stored_statuses(session: AsyncSession, key: str = DEFAULT_KEY) -> dict[int, str]:
+async def stored_statuses(
+    session: AsyncSession, key: str = DEFAULT_KEY
+) -> dict[int, str]:
     result = await session.execute(
         select(Policy.version, Policy.status).where(Policy.policy_key == key)
     )
-    return {version: status for version, status in result.all()}
+    return dict(result.all())
 
 
 class TestConcurrentAddVersion:
@@ -60,17 +62,15 @@ class TestConcurrentAddVersion:
         versions = sorted(r.json()["version"] for r in responses)
         assert versions == list(range(2, PARALLEL + 2))
         # Each response describes the version its own body created.
-        assert {r.json()["version"]: r.json()["name"] for r in responses} == {
-            version: name
-            for version, name in (
-                await session.execute(
-                    select(Policy.version, Policy.name).where(Policy.version > 1)
-                )
-            ).all()
-        }
-        assert await stored_statuses(session) == {
-            v: "draft" for v in range(1, PARALLEL + 2)
-        }
+        stored_names = await session.execute(
+            select(Policy.version, Policy.name).where(Policy.version > 1)
+        )
+        assert {r.json()["version"]: r.json()["name"] for r in responses} == dict(
+            stored_names.all()
+        )
+        assert await stored_statuses(session) == dict.fromkeys(
+            range(1, PARALLEL + 2), "draft"
+        )
 
 
 class TestConcurrentCreate:

@@ -48,7 +48,9 @@ def version_path(version: int, key: str = DEFAULT_KEY, base: str = POLICIES) -> 
     return f"{base}/{key}/versions/{version}"
 
 
-async def audit_rows(session: AsyncSession, action: str | None = None) -> list[AuditEntry]:
+async def audit_rows(
+    session: AsyncSession, action: str | None = None
+) -> list[AuditEntry]:
     """Committed audit rows (fresh from the database), oldest first."""
     statement = select(AuditEntry).order_by(AuditEntry.created_at, AuditEntry.id)
     if action is not None:
@@ -74,7 +76,7 @@ async def statuses(session: AsyncSession, key: str = DEFAULT_KEY) -> dict[int, s
     result = await session.execute(
         select(Policy.version, Policy.status).where(Policy.policy_key == key)
     )
-    return {version: status for version, status in result.all()}
+    return dict(result.all())
 
 
 async def get_json(client: httpx.AsyncClient, path: str, headers: Headers) -> Any:
@@ -219,7 +221,8 @@ class TestList:
         assert [p["policy_key"] for p in first.json()] == keys[:2]
         cursor = first.headers["X-Next-Cursor"]
         link = first.headers["Link"]
-        assert link.startswith("<") and link.endswith('>; rel="next"')
+        assert link.startswith("<")
+        assert link.endswith('>; rel="next"')
         next_url = urlsplit(link[1 : link.index(">")])
         assert next_url.path == POLICIES
         assert parse_qs(next_url.query) == {"limit": ["2"], "cursor": [cursor]}
@@ -272,7 +275,9 @@ class TestListVersions:
         self, client: httpx.AsyncClient, admin_headers: Headers, token: Any
     ) -> None:
         await create_policy(client, admin_headers)
-        other_admin = {"Authorization": f"Bearer {token('admin-bo', roles=['AWE_ADMIN'])}"}
+        other_admin = {
+            "Authorization": f"Bearer {token('admin-bo', roles=['AWE_ADMIN'])}"
+        }
         await add_version(client, other_admin)
         await add_version(client, admin_headers)
         await activate(client, admin_headers, DEFAULT_KEY, 2)
@@ -357,7 +362,11 @@ class TestAddVersion:
 
         assert response.status_code == 201
         added = response.json()
-        assert (added["version"], added["status"], added["name"]) == (3, "draft", "Third")
+        assert (added["version"], added["status"], added["name"]) == (
+            3,
+            "draft",
+            "Third",
+        )
         assert added["created_by"] == ADMIN_ID
         # Adding a version publishes nothing: the active version stays active.
         assert await statuses(session) == {1: "active", 2: "draft", 3: "draft"}
@@ -422,18 +431,17 @@ class TestPatch:
         assert {k: patched[k] for k in unchanged if k != "stages"} == {
             k: v for k, v in unchanged.items() if k != "stages"
         }
-        assert without_bookkeeping(patched)["stages"] == without_bookkeeping(created)[
-            "stages"
-        ]
+        assert (
+            without_bookkeeping(patched)["stages"]
+            == without_bookkeeping(created)["stages"]
+        )
         assert await get_json(client, version_path(1), admin_headers) == patched
 
     async def test_stages_replace_every_stage(
         self, client: httpx.AsyncClient, admin_headers: Headers
     ) -> None:
         await create_policy(client, admin_headers, two_stage_body())
-        new_stages = [
-            stage(stage_order=5, name="Only stage", rules=[user_rule("bob")])
-        ]
+        new_stages = [stage(stage_order=5, name="Only stage", rules=[user_rule("bob")])]
 
         response = await client.patch(
             version_path(1), json={"stages": new_stages}, headers=admin_headers
@@ -441,9 +449,10 @@ class TestPatch:
 
         assert response.status_code == 200
         fetched = await get_json(client, version_path(1), admin_headers)
-        assert without_bookkeeping(fetched)["stages"] == normalized(
-            policy_body(stages=new_stages)
-        )["stages"]
+        assert (
+            without_bookkeeping(fetched)["stages"]
+            == normalized(policy_body(stages=new_stages))["stages"]
+        )
         assert fetched["name"] == "Change request approval"
 
     async def test_replacement_stages_may_reuse_stage_orders(
@@ -661,13 +670,16 @@ class TestActivate:
         ]
         latest = activations[-1]
         assert latest.actor == ADMIN_ID
-        assert latest.before is not None and latest.before["status"] == "draft"
+        assert latest.before is not None
+        assert latest.before["status"] == "draft"
         assert latest.after == activated
         [archive] = await audit_rows(session, "policy.archive")
         assert archive.actor == ADMIN_ID
         assert archive.resource_id == f"{DEFAULT_KEY}@1"
-        assert archive.before is not None and archive.before["status"] == "active"
-        assert archive.after is not None and archive.after["status"] == "archived"
+        assert archive.before is not None
+        assert archive.before["status"] == "active"
+        assert archive.after is not None
+        assert archive.after["status"] == "archived"
 
     async def test_unknown_version_is_404_policy_not_found(
         self, client: httpx.AsyncClient, admin_headers: Headers
@@ -712,7 +724,8 @@ class TestDeactivate:
         [entry] = await audit_rows(session, "policy.deactivate")
         assert entry.actor == ADMIN_ID
         assert entry.resource_id == f"{DEFAULT_KEY}@1"
-        assert entry.before is not None and entry.before["status"] == "active"
+        assert entry.before is not None
+        assert entry.before["status"] == "active"
         assert entry.after == response.json()
 
     @pytest.mark.parametrize("state", ["draft", "archived"])
@@ -856,7 +869,15 @@ class TestSimulate:
         self, simulate: Callable[..., Awaitable[Body]]
     ) -> None:
         result = await simulate(
-            [stage(rules=[expression_rule({"cat": ["boss-of-", {"var": "_request.requester"}]})])],
+            [
+                stage(
+                    rules=[
+                        expression_rule(
+                            {"cat": ["boss-of-", {"var": "_request.requester"}]}
+                        )
+                    ]
+                )
+            ],
             requester="alice",
         )
 
@@ -885,16 +906,16 @@ class TestSimulate:
     async def test_resolves_a_client_role(
         self, simulate: Callable[..., Awaitable[Body]]
     ) -> None:
-        result = await simulate([stage(rules=[role_rule("checker", client="registry")])])
+        result = await simulate(
+            [stage(rules=[role_rule("checker", client="registry")])]
+        )
 
         assert result["stages"][0]["resolved_approvers"] == ["dave"]
 
     async def test_a_client_role_is_not_a_realm_role_of_the_same_name(
         self, simulate: Callable[..., Awaitable[Body]]
     ) -> None:
-        result = await simulate(
-            [stage(on_empty="skip", rules=[role_rule("checker")])]
-        )
+        result = await simulate([stage(on_empty="skip", rules=[role_rule("checker")])])
 
         assert result["stages"][0]["resolved_approvers"] == []
 
@@ -1025,7 +1046,11 @@ class TestSimulate:
         self, simulate: Callable[..., Awaitable[Body]]
     ) -> None:
         result = await simulate(
-            [stage(skip_if={"<": [{"var": "amount"}, 100]}, rules=[user_rule("alice")])],
+            [
+                stage(
+                    skip_if={"<": [{"var": "amount"}, 100]}, rules=[user_rule("alice")]
+                )
+            ],
             context={"amount": 500},
         )
 
@@ -1610,7 +1635,9 @@ class TestAweAlias:
         )
         listed = await get_json(client, AWE, admin_headers)
         assert [(p["version"], p["name"]) for p in listed] == [(2, "Via AWE")]
-        versions = await get_json(client, f"{AWE}/{DEFAULT_KEY}/versions", admin_headers)
+        versions = await get_json(
+            client, f"{AWE}/{DEFAULT_KEY}/versions", admin_headers
+        )
         assert [v["version"] for v in versions] == [2, 1]
         deactivated = await client.post(
             f"{version_path(2, base=AWE)}/deactivate", headers=admin_headers
@@ -1630,7 +1657,10 @@ class TestAweAlias:
                 method, version_path(1) + suffix, json=body, headers=admin_headers
             )
             alias = await client.request(
-                method, version_path(1, base=AWE) + suffix, json=body, headers=admin_headers
+                method,
+                version_path(1, base=AWE) + suffix,
+                json=body,
+                headers=admin_headers,
             )
             assert (alias.status_code, alias.json()) == (main.status_code, main.json())
         svg = await client.get(

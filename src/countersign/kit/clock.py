@@ -3,19 +3,47 @@
 Everything that reads the time (timestamps, SLAs, reminders, expiry, retries) calls `now()`, so the
 test hook `POST /v1/_test/clock` can move the whole service forward consistently. The offset only
 grows: time never runs backwards for timers that were already computed.
+
+With `COUNTERSIGN_CLOCK_FILE` set (tests only), the offset lives in that file, so the API process
+and separate worker processes share one moved clock.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 _lock = threading.Lock()
 _offset = timedelta(0)
+_file_state: tuple[float, timedelta] | None = None  # (mtime, offset) last read from the file
+
+
+def _clock_file() -> Path | None:
+    path = os.environ.get("COUNTERSIGN_CLOCK_FILE")
+    return Path(path) if path else None
+
+
+def _shared_offset(path: Path) -> timedelta:
+    global _file_state
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return timedelta(0)
+    if _file_state is None or _file_state[0] != mtime:
+        text = path.read_text(encoding="utf-8").strip()
+        _file_state = (mtime, timedelta(seconds=float(text or 0)))
+    return _file_state[1]
+
+
+def _current_offset() -> timedelta:
+    path = _clock_file()
+    return _shared_offset(path) if path is not None else _offset
 
 
 def now() -> datetime:
-    return datetime.now(UTC) + _offset
+    return datetime.now(UTC) + _current_offset()
 
 
 def advance(seconds: float) -> datetime:
@@ -24,12 +52,19 @@ def advance(seconds: float) -> datetime:
     if seconds < 0:
         raise ValueError("the clock only moves forward")
     with _lock:
-        _offset += timedelta(seconds=seconds)
+        path = _clock_file()
+        if path is None:
+            _offset += timedelta(seconds=seconds)
+        else:
+            total = _shared_offset(path).total_seconds() + seconds
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(repr(total), encoding="utf-8")
+            os.replace(tmp, path)
     return now()
 
 
 def offset_seconds() -> float:
-    return _offset.total_seconds()
+    return _current_offset().total_seconds()
 
 
 def rfc3339(value: datetime) -> str:

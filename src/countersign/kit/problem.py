@@ -135,18 +135,28 @@ async def _http_exception_handler(request: Request, exc: Exception) -> JSONRespo
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         # Starlette names only the methods of the first route matching the path; RFC 9110 wants
-        # every method the resource supports (e.g. GET and POST on /v1/policies).
-        headers["Allow"] = ", ".join(_allowed_methods(request))
+        # every method the resource supports (e.g. both GET and POST on /v1/policies).
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
     return problem_response(error_class(detail), request, headers=headers)
 
 
+_HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _allowed_methods(request: Request) -> list[str]:
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        route_methods = getattr(route, "methods", None)
-        if route_methods and route.matches(request.scope)[0] is not Match.NONE:
-            methods.update(route_methods)
-    return sorted(methods)
+    """The methods some route fully matches for this path (routing probed with fresh scopes)."""
+    path, root_path = request.scope["path"], request.scope.get("root_path", "")
+    allowed = []
+    for method in _HTTP_METHODS:
+        probe = {"type": "http", "path": path, "root_path": root_path, "method": method}
+        if any(
+            route.matches(dict(probe))[0] is Match.FULL
+            for route in request.app.router.routes
+        ):
+            allowed.append(method)
+    return allowed
 
 
 async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:

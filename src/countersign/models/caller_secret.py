@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import Index, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from countersign.db import Base
@@ -20,6 +21,8 @@ class CallerSecret(IdMixin, CreatedAtMixin, Base):
     # active | rotated | revoked
     status: Mapped[str] = mapped_column(String(16), default="active")
     subscribe_decisions: Mapped[bool] = mapped_column(default=False)
+    # Set on rotation: the secret that took over. The old one keeps signing until `expires_at`.
+    replaced_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     rotated_at: Mapped[datetime | None]
     # End of the rotation grace period: a rotated secret signs until then.
     expires_at: Mapped[datetime | None]

@@ -41,3 +41,7 @@ class WebhookDelivery(IdMixin, TimestampsMixin, Base):
     last_attempt_at: Mapped[datetime | None]
     last_status_code: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # scheduled | manual (an admin retry: its attempts are recorded as manual)
+    trigger: Mapped[str] = mapped_column(String(16), default="scheduled")
+    # A worker sending this delivery holds it until then; a crashed worker's lease just runs out.
+    lease_until: Mapped[datetime | None]

@@ -7,6 +7,7 @@ sends what the caller would have received at once.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from sqlalchemy import select
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from countersign.kit.clock import now
 from countersign.models import ApprovalRequest, CallerSecret, Event, WebhookDelivery
+from countersign.webhooks import delivery as delivery_service
 
 # Never delivered: internal bookkeeping. `decision_recorded` only for callers that subscribe.
 NOT_DELIVERED = frozenset({"stage_quorum_skipped"})
@@ -82,6 +84,7 @@ async def add_delivery(
     ):
         return None
     delivery = WebhookDelivery(
+        id=uuid.uuid4(),
         event_id=event.id,
         request_id=request.id,
         sequence=event.sequence,
@@ -95,4 +98,5 @@ async def add_delivery(
         next_attempt_at=now(),
     )
     session.add(delivery)
+    delivery_service.notify(delivery)
     return delivery

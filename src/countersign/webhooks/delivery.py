@@ -1,0 +1,278 @@
+"""Sending one outbox row: claim (short transaction) → POST (no transaction) → record (short transaction).
+
+No database lock or transaction is held during the HTTP call, so a slow receiver never blocks the
+API (on SQLite a transaction holds the whole database). A worker killed mid-send leaves a lease
+that runs out; the sweep then sends again with the same `webhook-id` (at-least-once).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import httpx
+from prometheus_client import Counter
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from countersign import __version__
+from countersign.kit.clock import now
+from countersign.models import WebhookAttempt, WebhookDelivery
+from countersign.webhooks.secrets import SecretBox, signing_secrets
+from countersign.webhooks.signing import sign_headers
+from countersign.worker.queue import enqueue
+
+log = logging.getLogger("countersign.webhooks")
+
+# After attempt n fails, the next one waits RETRY_SCHEDULE[n-1] (±10 %): about 25 h in all.
+RETRY_SCHEDULE = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(hours=1),
+    timedelta(hours=6),
+    timedelta(hours=6),
+    timedelta(hours=6),
+    timedelta(hours=6),
+)
+MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
+TIMEOUT_SECONDS = 10.0
+LEASE = timedelta(seconds=60)
+MAX_RETRY_AFTER = timedelta(hours=24)
+JOB_NAME = "webhooks.deliver"
+
+DELIVERIES = Counter("countersign_webhook_attempts_total", "Webhook delivery attempts", ["outcome"])
+EXHAUSTED = Counter("countersign_webhook_exhausted_total", "Webhook deliveries that gave up")
+
+
+def job_id(delivery_id: uuid.UUID, attempt: int) -> str:
+    """One arq job per delivery attempt: duplicates of the same attempt collapse in Redis."""
+    return f"{JOB_NAME}:{delivery_id}:{attempt}"
+
+
+def notify(delivery: WebhookDelivery) -> None:
+    """Ask a worker to send this delivery once the current transaction commits."""
+    enqueue(JOB_NAME, job_id(delivery.id, delivery.attempt), delivery_id=str(delivery.id))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything the send needs, read under the claim so the HTTP call needs no session."""
+
+    delivery_id: uuid.UUID
+    attempt: int
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    trigger: str
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    retry_after: timedelta | None = None
+    abort: bool = False
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+async def _lock(session: AsyncSession, delivery_id: uuid.UUID, *, skip_locked: bool) -> WebhookDelivery | None:
+    statement = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id)
+        .with_for_update(skip_locked=skip_locked)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def _earlier_pending(session: AsyncSession, delivery: WebhookDelivery) -> bool:
+    statement = select(WebhookDelivery.id).where(
+        WebhookDelivery.request_id == delivery.request_id,
+        WebhookDelivery.sequence < delivery.sequence,
+        WebhookDelivery.status == "pending",
+    )
+    return (await session.execute(statement.limit(1))).first() is not None
+
+
+async def claim(session: AsyncSession, box: SecretBox, delivery_id: uuid.UUID) -> Prepared | None:
+    """Take the lease on a due delivery and sign it; None when there is nothing to send now."""
+    delivery = await _lock(session, delivery_id, skip_locked=True)
+    at = now()
+    if delivery is None or delivery.status != "pending":
+        return None
+    if delivery.next_attempt_at is not None and delivery.next_attempt_at > at:
+        return None
+    if delivery.lease_until is not None and delivery.lease_until > at:
+        return None
+    if await _earlier_pending(session, delivery):
+        # Per-request order: this one goes when the earlier one is delivered or exhausted.
+        return None
+    secrets = await signing_secrets(session, box, caller=delivery.caller, secret_id=delivery.secret_id)
+    delivery.lease_until = at + LEASE
+    delivery.attempt += 1
+    body = delivery.body.encode("utf-8")
+    if not secrets:
+        return Prepared(delivery.id, delivery.attempt, delivery.url, body, {}, delivery.trigger, at)
+    headers = sign_headers(
+        event_id=str(delivery.event_id),
+        timestamp=int(at.timestamp()),
+        body=body,
+        secrets=secrets,
+        user_agent=f"Countersign/{__version__}",
+    )
+    return Prepared(delivery.id, delivery.attempt, delivery.url, body, headers, delivery.trigger, at)
+
+
+def _retry_after(response: httpx.Response) -> timedelta | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        delay = timedelta(seconds=max(int(value), 0))
+    except ValueError:
+        try:
+            delay = parsedate_to_datetime(value) - now()
+        except (TypeError, ValueError):
+            return None
+    return min(max(delay, timedelta(seconds=1)), MAX_RETRY_AFTER)
+
+
+async def send(client: httpx.AsyncClient, prepared: Prepared) -> Outcome:
+    """POST the frozen body. Anything but a 2xx within the timeout is a failure; redirects too."""
+    if not prepared.headers:
+        return Outcome(None, "no active signing secret for this caller; not sent unsigned", 0)
+    started = time.perf_counter()
+    try:
+        response = await client.post(
+            prepared.url,
+            content=prepared.body,
+            headers=prepared.headers,
+            timeout=TIMEOUT_SECONDS,
+            follow_redirects=False,
+        )
+    except httpx.HTTPError as exc:
+        elapsed = int((time.perf_counter() - started) * 1000)
+        return Outcome(None, f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__, elapsed)
+    elapsed = int((time.perf_counter() - started) * 1000)
+    abort = response.headers.get("webhook-delivery", "").strip().lower() == "abort-message"
+    error = None
+    if not 200 <= response.status_code < 300:
+        error = f"HTTP {response.status_code}"
+        if 300 <= response.status_code < 400:
+            error += " (redirects are not followed)"
+    return Outcome(response.status_code, error, elapsed, _retry_after(response), abort)
+
+
+def next_delay(attempt: int, retry_after: timedelta | None, *, rng: random.Random | None = None) -> timedelta:
+    """Wait after failed attempt `attempt` (1-based): the schedule ±10 %, or the receiver's Retry-After."""
+    if retry_after is not None:
+        return retry_after
+    base = RETRY_SCHEDULE[min(attempt, len(RETRY_SCHEDULE)) - 1]
+    jitter = (rng or random).uniform(-0.1, 0.1)
+    return base * (1 + jitter)
+
+
+async def record(session: AsyncSession, prepared: Prepared, outcome: Outcome) -> WebhookDelivery | None:
+    """Store the attempt and move the delivery on: delivered, retry later, or exhausted."""
+    delivery = await _lock(session, prepared.delivery_id, skip_locked=False)
+    if delivery is None:
+        return None
+    at = now()
+    session.add(
+        WebhookAttempt(
+            delivery_id=delivery.id,
+            attempt=prepared.attempt,
+            started_at=prepared.started_at,
+            duration_ms=outcome.duration_ms,
+            status_code=outcome.status_code,
+            error=outcome.error,
+            trigger=prepared.trigger,
+        )
+    )
+    delivery.last_attempt_at = prepared.started_at
+    delivery.last_status_code = outcome.status_code
+    delivery.last_error = outcome.error
+    delivery.lease_until = None
+    if delivery.status != "pending":
+        return delivery  # changed meanwhile (e.g. an admin action); keep its state
+    if outcome.delivered:
+        delivery.status = "delivered"
+        delivery.next_attempt_at = None
+        DELIVERIES.labels("delivered").inc()
+    elif outcome.status_code == 410 or outcome.abort or prepared.attempt >= MAX_ATTEMPTS:
+        delivery.status = "exhausted"
+        delivery.next_attempt_at = None
+        EXHAUSTED.inc()
+        DELIVERIES.labels("exhausted").inc()
+        reason = "410 Gone" if outcome.status_code == 410 else "abort-message" if outcome.abort else "retries used up"
+        log.error(
+            "webhook delivery %s exhausted after %d attempts (%s): %s",
+            delivery.id,
+            prepared.attempt,
+            reason,
+            outcome.error,
+        )
+    else:
+        delivery.next_attempt_at = at + next_delay(prepared.attempt, outcome.retry_after)
+        DELIVERIES.labels("failed").inc()
+        return delivery
+    await _release_next(session, delivery)
+    return delivery
+
+
+async def _release_next(session: AsyncSession, delivery: WebhookDelivery) -> None:
+    """The next delivery of the same request was waiting on this one: send it now."""
+    statement = (
+        select(WebhookDelivery)
+        .where(
+            WebhookDelivery.request_id == delivery.request_id,
+            WebhookDelivery.sequence > delivery.sequence,
+            WebhookDelivery.status == "pending",
+        )
+        .order_by(WebhookDelivery.sequence)
+        .limit(1)
+    )
+    following = (await session.execute(statement)).scalar_one_or_none()
+    if following is not None:
+        at = now()
+        if following.next_attempt_at is None or following.next_attempt_at > at:
+            following.next_attempt_at = at
+        notify(following)
+
+
+async def due_ids(session: AsyncSession, *, limit: int = 500) -> list[uuid.UUID]:
+    """Pending deliveries that are due and not leased, first in line per request (for the sweep)."""
+    at = now()
+    statement = (
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.next_attempt_at <= at,
+            (WebhookDelivery.lease_until.is_(None)) | (WebhookDelivery.lease_until <= at),
+        )
+        .order_by(WebhookDelivery.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.execute(statement)).scalars().all())
+
+
+def reset_for_retry(delivery: WebhookDelivery) -> None:
+    """Admin retry: attempts start over and are recorded as manual."""
+    delivery.status = "pending"
+    delivery.attempt = 0
+    delivery.trigger = "manual"
+    delivery.next_attempt_at = now()
+    delivery.lease_until = None
+    notify(delivery)

@@ -1,0 +1,72 @@
+"""What background work needs in one process: database, HTTP client, secret box, job queue."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from countersign.config import Settings
+from countersign.db import create_engine, create_sessionmaker
+from countersign.kit.outbound import GuardedTransport, OutboundPolicy
+from countersign.webhooks.secrets import SecretBox
+from countersign.worker.queue import JobQueue, flush, start_buffer
+
+
+def outbound_client(settings: Settings) -> httpx.AsyncClient:
+    """The one shared client for webhooks and resolvers: outbound policy checked at connect time."""
+    transport = GuardedTransport(OutboundPolicy.from_settings(settings))
+    return httpx.AsyncClient(
+        transport=transport,
+        follow_redirects=False,
+        timeout=httpx.Timeout(10.0),
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    http_client: httpx.AsyncClient
+    box: SecretBox
+    queue: JobQueue
+    owns_engine: bool = True
+
+    @classmethod
+    def create(cls, settings: Settings, queue: JobQueue, *, engine: AsyncEngine | None = None) -> Runtime:
+        owns = engine is None
+        engine = engine or create_engine(settings.database_url)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            http_client=outbound_client(settings),
+            box=SecretBox(settings.secret_key.get_secret_value()),
+            queue=queue,
+            owns_engine=owns,
+        )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One job step = one transaction; jobs it asks for are sent after the commit."""
+        jobs = start_buffer()
+        async with self.sessionmaker() as session:
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                jobs.clear()
+                raise
+            else:
+                await session.commit()
+        await flush(self.queue, jobs)
+
+    async def close(self) -> None:
+        await self.http_client.aclose()
+        if self.owns_engine:
+            await self.engine.dispose()

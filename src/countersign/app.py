@@ -23,12 +23,15 @@ from countersign.directory.file import EmptyDirectory, FileDirectory
 from countersign.directory.resolver import ApproverResolver
 from countersign.identity.dependencies import build_verifier
 from countersign.kit import metrics
+from countersign.kit.outbound import OutboundPolicy
 from countersign.kit.problem import PROBLEM_SCHEMA, register_exception_handlers
 from countersign.operations import endpoints as operations_endpoints
+from countersign.operations import test_hooks
 from countersign.policies import endpoints as policy_endpoints
 from countersign.policies.rules import RuleEvaluator
 from countersign.requests import endpoints as request_endpoints
 from countersign.tasks import endpoints as task_endpoints
+from countersign.webhooks import endpoints as webhook_endpoints
 from countersign.worker.loop import InProcessWorker
 from countersign.worker.queue import ArqQueue, JobQueue, LocalQueue
 from countersign.worker.runtime import Runtime
@@ -42,14 +45,17 @@ def _unique_id(route: APIRoute) -> str:
     return f"{tag}-{route.name}"
 
 
-def _api_router() -> APIRouter:
+def _api_router(settings: Settings) -> APIRouter:
     """Every contract route, relative to the base path; mounted at /v1 and again at /v1/awe."""
     router = APIRouter()
     router.include_router(policy_endpoints.router)
     router.include_router(request_endpoints.router)
     router.include_router(task_endpoints.router)
+    router.include_router(webhook_endpoints.router)
     router.include_router(audit_endpoints.router)
     router.include_router(operations_endpoints.router)
+    if settings.test_hooks:
+        router.include_router(test_hooks.router)
     return router
 
 
@@ -59,25 +65,38 @@ def build_directory(settings: Settings) -> Directory:
     return EmptyDirectory()
 
 
-def create_app(settings: Settings | None = None, *, in_process_worker: bool | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, in_process_worker: bool | None = None
+) -> FastAPI:
     """Build the API. `in_process_worker` defaults to on without Redis (the embedded mode)."""
     settings = settings or get_settings()
-    run_worker = (not settings.redis_url) if in_process_worker is None else in_process_worker
+    run_worker = (
+        (not settings.redis_url) if in_process_worker is None else in_process_worker
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
-        queue: JobQueue = ArqQueue(url=settings.redis_url) if settings.redis_url else LocalQueue()
+        queue: JobQueue = (
+            ArqQueue(url=settings.redis_url) if settings.redis_url else LocalQueue()
+        )
         runtime = Runtime.create(settings, queue, engine=engine)
         http_client = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
         app.state.engine = engine
         app.state.sessionmaker = runtime.sessionmaker
         app.state.runtime = runtime
         app.state.job_queue = queue
+        app.state.outbound_policy = OutboundPolicy.from_settings(settings)
         app.state.http_client = http_client
         app.state.verifier = build_verifier(settings, http_client)
-        app.state.resolver = ApproverResolver(build_directory(settings), RuleEvaluator())
-        worker = InProcessWorker(runtime, queue) if run_worker and isinstance(queue, LocalQueue) else None
+        app.state.resolver = ApproverResolver(
+            build_directory(settings), RuleEvaluator()
+        )
+        worker = (
+            InProcessWorker(runtime, queue)
+            if run_worker and isinstance(queue, LocalQueue)
+            else None
+        )
         if worker is not None:
             worker.start()
         app.state.ready = True
@@ -108,7 +127,7 @@ def create_app(settings: Settings | None = None, *, in_process_worker: bool | No
     app.state.ready = False
     register_exception_handlers(app)
 
-    api = _api_router()
+    api = _api_router(settings)
     app.include_router(api, prefix=API_PREFIX)
     # AWE clients call the same routes under /v1/awe; hidden so the document lists each route once.
     app.include_router(api, prefix=AWE_PREFIX, include_in_schema=False)

@@ -282,6 +282,11 @@ def _parse(url: str | httpx.URL) -> _Target | str:
         return "URL must not contain credentials (user:password@)"
     if not parsed.host:
         return "URL has no host"
+    port = (
+        parsed.port if parsed.port is not None else (443 if scheme == "https" else 80)
+    )
+    if not 0 < port < 65536:
+        return f"URL port {port} is not valid"
     ascii_host = parsed.raw_host.decode("ascii")
     try:
         literal: IPAddress | None = ipaddress.ip_address(ascii_host)
@@ -291,7 +296,7 @@ def _parse(url: str | httpx.URL) -> _Target | str:
         scheme="https" if scheme == "https" else "http",
         host=parsed.host,
         ascii_host=ascii_host,
-        port=parsed.port or (443 if scheme == "https" else 80),
+        port=port,
         literal=literal,
     )
 

@@ -73,7 +73,11 @@ async def create_request(
                 headers={**stored.headers, "Idempotent-Replayed": "true"},
             )
     created, tasks = await request_service.create_request(
-        session, principal=principal, data=body, resolver=resolver
+        session,
+        principal=principal,
+        data=body,
+        resolver=resolver,
+        outbound=request.app.state.outbound_policy,
     )
     content = (
         RequestCreated(

@@ -231,12 +231,20 @@ async def start_stage(
         if policy.forbid_repeat_approvers
         else set()
     )
+    delegations = DelegationRepository(ctx.session)
+    # Whoever stands in for the requester right now is the requester, for self-approval.
+    requester_delegates = (
+        await delegations.active_delegates([request.requester], at)
+        if policy.forbid_self_approval
+        else {}
+    )
     plan = policy_domain.plan_stage(
         policy_stage,
         resolved=resolved,
         requester=request.requester,
         forbid_self_approval=policy.forbid_self_approval,
         prior_approvers=prior,
+        delegate_of={d: user for user, d in requester_delegates.items()},
     )
     if not plan.approvers:
         if stage.on_empty == "skip":
@@ -261,9 +269,13 @@ async def start_stage(
         )
         return []
 
-    delegates = await DelegationRepository(ctx.session).active_delegates(
+    delegates = await delegations.active_delegates(
         [*plan.approvers, *plan.observers], at
     )
+    # People who may not decide in this stage: a task is never delegated to them.
+    barred = {*prior, *plan.removed_by_sod}
+    if policy.forbid_self_approval:
+        barred |= {request.requester, *requester_delegates.values()}
     due_at = at + timedelta(hours=stage.sla_hours) if stage.sla_hours else None
     remind_at = (
         at + timedelta(hours=stage.reminder_hours) if stage.reminder_hours else None
@@ -273,7 +285,7 @@ async def start_stage(
     for kind, people in (("approver", plan.approvers), ("observer", plan.observers)):
         for person in people:
             assignee, delegated_from = _apply_delegation(
-                person, delegates, request, policy, approver_set
+                person, delegates, barred, approver_set
             )
             tasks.append(
                 Task(
@@ -334,22 +346,21 @@ async def start_stage(
 def _apply_delegation(
     person: str,
     delegates: dict[str, str],
-    request: ApprovalRequest,
-    policy: Policy,
+    barred: set[str],
     approvers: set[str],
 ) -> tuple[str, str | None]:
     """Route a new task to the person's active delegate, unless that would open an SoD hole.
 
-    No chains: the delegate's own delegation is not followed. A delegate who is the requester (under
-    `forbid_self_approval`) or already an approver of this stage keeps the task with the original
-    person; the delegate can still act for them on their open tasks during the window.
+    No chains: the delegate's own delegation is not followed. A delegate that separation of duties
+    bars from this stage (the requester or their delegate under `forbid_self_approval`, an earlier
+    approver under `forbid_repeat_approvers`) or who is already an approver of this stage leaves
+    the task with the original person: handed to them, it could never be decided (the decision
+    would be refused) and the stage would hang.
     """
     delegate = delegates.get(person)
     if delegate is None or delegate == person:
         return person, None
-    if policy.forbid_self_approval and delegate == request.requester:
-        return person, None
-    if delegate in approvers:
+    if delegate in barred or delegate in approvers:
         return person, None
     return delegate, person
 

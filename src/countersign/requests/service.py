@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from countersign.directory.resolver import ApproverResolver
 from countersign.errors import (
+    CallbackNotAllowed,
     CallbackSecretInvalid,
     FieldProblem,
     Forbidden,
@@ -24,6 +25,7 @@ from countersign.errors import (
 from countersign.identity.principal import Principal
 from countersign.kit.clock import now
 from countersign.kit.locking import advisory_xact_lock
+from countersign.kit.outbound import OutboundPolicy, check_url_async
 from countersign.models import ApprovalRequest, CallerSecret, Policy, Task
 from countersign.policies.repository import PolicyRepository
 from countersign.policies.rules import rule_data
@@ -99,13 +101,19 @@ async def _choose_policy(
     )
 
 
-def _check_callback_url(url: str) -> None:
+async def _check_callback_url(url: str, outbound: OutboundPolicy) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationFailed(
             "callback_url must be an absolute http(s) URL",
             [FieldProblem("/callback_url", "must be an absolute http(s) URL")],
         )
+    try:
+        await check_url_async(url, outbound)
+    except CallbackNotAllowed as refused:
+        raise CallbackNotAllowed(
+            refused.message, [FieldProblem("/callback_url", refused.message)]
+        ) from refused
 
 
 async def _check_callback_secret(
@@ -141,12 +149,13 @@ async def create_request(
     principal: Principal,
     data: RequestCreate,
     resolver: ApproverResolver,
+    outbound: OutboundPolicy,
 ) -> tuple[ApprovalRequest, list[Task]]:
     """Pin the policy, resolve the first stage group and create its tasks, in one transaction."""
     requester = data.requester or principal.id
     source_client = principal.caller
     if data.callback_url is not None:
-        _check_callback_url(data.callback_url)
+        await _check_callback_url(data.callback_url, outbound)
     if data.callback_secret_id is not None:
         await _check_callback_secret(session, data.callback_secret_id, source_client)
     policy = await _choose_policy(session, resolver, data, requester)

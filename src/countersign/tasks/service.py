@@ -80,18 +80,8 @@ async def decide(
     ctx = engine.Context(session, request, policy, resolver)
 
     if task.kind == "approver":
-        earlier: set[str] = set()
-        if policy.forbid_repeat_approvers:
-            stages = await ctx.repository.list_stages(request.id, request.cycle)
-            earlier_ids = [s.id for s in stages if s.stage_order < stage.stage_order]
-            earlier = await ctx.repository.approvers_of_stages(earlier_ids)
-        violation = domain.sod_violation(
-            actor=principal.id,
-            on_behalf_of=on_behalf_of,
-            requester=request.requester,
-            forbid_self_approval=policy.forbid_self_approval,
-            forbid_repeat_approvers=policy.forbid_repeat_approvers,
-            earlier_stage_approvers=earlier,
+        violation = await _sod_violation(
+            ctx, stage, actor=principal.id, on_behalf_of=on_behalf_of
         )
         if violation is not None:
             raise Forbidden(f"separation of duties forbids this decision ({violation})")
@@ -158,6 +148,45 @@ async def decide(
         request_status=request.status,
         stage_status=stage.status,
     )
+
+
+async def _sod_violation(
+    ctx: engine.Context,
+    stage: RequestStage,
+    *,
+    actor: str,
+    on_behalf_of: str | None,
+) -> str | None:
+    """Why separation of duties bars `actor` (acting for `on_behalf_of`) from deciding in `stage`.
+
+    The decision-time twin of resolution (`plan_stage`): the requester, anyone standing in for
+    the requester through an active delegation, and (with `forbid_repeat_approvers`) anyone who
+    approved an earlier stage of this cycle.
+    """
+    request, policy = ctx.request, ctx.policy
+    earlier: set[str] = set()
+    if policy.forbid_repeat_approvers:
+        stages = await ctx.repository.list_stages(request.id, request.cycle)
+        earlier_ids = [s.id for s in stages if s.stage_order < stage.stage_order]
+        earlier = await ctx.repository.approvers_of_stages(earlier_ids)
+    violation = domain.sod_violation(
+        actor=actor,
+        on_behalf_of=on_behalf_of,
+        requester=request.requester,
+        forbid_self_approval=policy.forbid_self_approval,
+        forbid_repeat_approvers=policy.forbid_repeat_approvers,
+        earlier_stage_approvers=earlier,
+    )
+    if violation is None and policy.forbid_self_approval:
+        delegations = DelegationRepository(ctx.session)
+        at = now()
+        for person in {actor, on_behalf_of} - {None}:
+            assert person is not None
+            if await delegations.is_active_delegate(
+                user_id=request.requester, delegate=person, at=at
+            ):
+                return domain.SOD_SELF_APPROVAL
+    return violation
 
 
 async def _request_changes(
@@ -227,14 +256,18 @@ async def reassign(
     if new_assignee == old.assignee:
         raise InvalidState(f"task {task_id} is already assigned to {new_assignee!r}")
     policy = await engine.load_policy(session, request)
-    if (
-        old.kind == "approver"
-        and policy.forbid_self_approval
-        and new_assignee == request.requester
-    ):
-        raise Forbidden(
-            "separation of duties: the requester cannot approve their own request"
+    stage = await session.get(RequestStage, old.request_stage_id)
+    assert stage is not None
+    if old.kind == "approver":
+        # The new assignee must be someone who may decide: a task nobody can decide hangs the stage.
+        ctx = engine.Context(session, request, policy, resolver)
+        violation = await _sod_violation(
+            ctx, stage, actor=new_assignee, on_behalf_of=None
         )
+        if violation is not None:
+            raise Forbidden(
+                f"separation of duties forbids {new_assignee!r} this task ({violation})"
+            )
     siblings = await RequestRepository(session).list_tasks(
         request.id, stage_ids=[old.request_stage_id]
     )
@@ -266,8 +299,6 @@ async def reassign(
     old.status = "reassigned"
     old.completed_at = at
     session.add(new)
-    stage = await session.get(RequestStage, old.request_stage_id)
-    assert stage is not None
     if old.required and old.assignee in stage.required_approvers:
         # The new holder inherits the requirement, so a required approver's task can be handed over.
         stage.required_approvers = [

@@ -46,8 +46,12 @@ LEASE = timedelta(seconds=60)
 MAX_RETRY_AFTER = timedelta(hours=24)
 JOB_NAME = "webhooks.deliver"
 
-DELIVERIES = Counter("countersign_webhook_attempts_total", "Webhook delivery attempts", ["outcome"])
-EXHAUSTED = Counter("countersign_webhook_exhausted_total", "Webhook deliveries that gave up")
+DELIVERIES = Counter(
+    "countersign_webhook_attempts_total", "Webhook delivery attempts", ["outcome"]
+)
+EXHAUSTED = Counter(
+    "countersign_webhook_exhausted_total", "Webhook deliveries that gave up"
+)
 
 
 def job_id(delivery_id: uuid.UUID, attempt: int) -> str:
@@ -57,7 +61,9 @@ def job_id(delivery_id: uuid.UUID, attempt: int) -> str:
 
 def notify(delivery: WebhookDelivery) -> None:
     """Ask a worker to send this delivery once the current transaction commits."""
-    enqueue(JOB_NAME, job_id(delivery.id, delivery.attempt), delivery_id=str(delivery.id))
+    enqueue(
+        JOB_NAME, job_id(delivery.id, delivery.attempt), delivery_id=str(delivery.id)
+    )
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,9 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-async def _lock(session: AsyncSession, delivery_id: uuid.UUID, *, skip_locked: bool) -> WebhookDelivery | None:
+async def _lock(
+    session: AsyncSession, delivery_id: uuid.UUID, *, skip_locked: bool
+) -> WebhookDelivery | None:
     statement = (
         select(WebhookDelivery)
         .where(WebhookDelivery.id == delivery_id)
@@ -105,7 +113,9 @@ async def _earlier_pending(session: AsyncSession, delivery: WebhookDelivery) -> 
     return (await session.execute(statement.limit(1))).first() is not None
 
 
-async def claim(session: AsyncSession, box: SecretBox, delivery_id: uuid.UUID) -> Prepared | None:
+async def claim(
+    session: AsyncSession, box: SecretBox, delivery_id: uuid.UUID
+) -> Prepared | None:
     """Take the lease on a due delivery and sign it; None when there is nothing to send now."""
     delivery = await _lock(session, delivery_id, skip_locked=True)
     at = now()
@@ -118,12 +128,16 @@ async def claim(session: AsyncSession, box: SecretBox, delivery_id: uuid.UUID) -
     if await _earlier_pending(session, delivery):
         # Per-request order: this one goes when the earlier one is delivered or exhausted.
         return None
-    secrets = await signing_secrets(session, box, caller=delivery.caller, secret_id=delivery.secret_id)
+    secrets = await signing_secrets(
+        session, box, caller=delivery.caller, secret_id=delivery.secret_id
+    )
     delivery.lease_until = at + LEASE
     delivery.attempt += 1
     body = delivery.body.encode("utf-8")
     if not secrets:
-        return Prepared(delivery.id, delivery.attempt, delivery.url, body, {}, delivery.trigger, at)
+        return Prepared(
+            delivery.id, delivery.attempt, delivery.url, body, {}, delivery.trigger, at
+        )
     headers = sign_headers(
         event_id=str(delivery.event_id),
         timestamp=int(at.timestamp()),
@@ -131,7 +145,9 @@ async def claim(session: AsyncSession, box: SecretBox, delivery_id: uuid.UUID) -
         secrets=secrets,
         user_agent=f"Countersign/{__version__}",
     )
-    return Prepared(delivery.id, delivery.attempt, delivery.url, body, headers, delivery.trigger, at)
+    return Prepared(
+        delivery.id, delivery.attempt, delivery.url, body, headers, delivery.trigger, at
+    )
 
 
 def _retry_after(response: httpx.Response) -> timedelta | None:
@@ -151,7 +167,9 @@ def _retry_after(response: httpx.Response) -> timedelta | None:
 async def send(client: httpx.AsyncClient, prepared: Prepared) -> Outcome:
     """POST the frozen body. Anything but a 2xx within the timeout is a failure; redirects too."""
     if not prepared.headers:
-        return Outcome(None, "no active signing secret for this caller; not sent unsigned", 0)
+        return Outcome(
+            None, "no active signing secret for this caller; not sent unsigned", 0
+        )
     started = time.perf_counter()
     try:
         response = await client.post(
@@ -163,9 +181,13 @@ async def send(client: httpx.AsyncClient, prepared: Prepared) -> Outcome:
         )
     except httpx.HTTPError as exc:
         elapsed = int((time.perf_counter() - started) * 1000)
-        return Outcome(None, f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__, elapsed)
+        return Outcome(
+            None, f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__, elapsed
+        )
     elapsed = int((time.perf_counter() - started) * 1000)
-    abort = response.headers.get("webhook-delivery", "").strip().lower() == "abort-message"
+    abort = (
+        response.headers.get("webhook-delivery", "").strip().lower() == "abort-message"
+    )
     error = None
     if not 200 <= response.status_code < 300:
         error = f"HTTP {response.status_code}"
@@ -174,7 +196,9 @@ async def send(client: httpx.AsyncClient, prepared: Prepared) -> Outcome:
     return Outcome(response.status_code, error, elapsed, _retry_after(response), abort)
 
 
-def next_delay(attempt: int, retry_after: timedelta | None, *, rng: random.Random | None = None) -> timedelta:
+def next_delay(
+    attempt: int, retry_after: timedelta | None, *, rng: random.Random | None = None
+) -> timedelta:
     """Wait after failed attempt `attempt` (1-based): the schedule ±10 %, or the receiver's Retry-After."""
     if retry_after is not None:
         return retry_after
@@ -183,7 +207,9 @@ def next_delay(attempt: int, retry_after: timedelta | None, *, rng: random.Rando
     return base * (1 + jitter)
 
 
-async def record(session: AsyncSession, prepared: Prepared, outcome: Outcome) -> WebhookDelivery | None:
+async def record(
+    session: AsyncSession, prepared: Prepared, outcome: Outcome
+) -> WebhookDelivery | None:
     """Store the attempt and move the delivery on: delivered, retry later, or exhausted."""
     delivery = await _lock(session, prepared.delivery_id, skip_locked=False)
     if delivery is None:
@@ -210,12 +236,20 @@ async def record(session: AsyncSession, prepared: Prepared, outcome: Outcome) ->
         delivery.status = "delivered"
         delivery.next_attempt_at = None
         DELIVERIES.labels("delivered").inc()
-    elif outcome.status_code == 410 or outcome.abort or prepared.attempt >= MAX_ATTEMPTS:
+    elif (
+        outcome.status_code == 410 or outcome.abort or prepared.attempt >= MAX_ATTEMPTS
+    ):
         delivery.status = "exhausted"
         delivery.next_attempt_at = None
         EXHAUSTED.inc()
         DELIVERIES.labels("exhausted").inc()
-        reason = "410 Gone" if outcome.status_code == 410 else "abort-message" if outcome.abort else "retries used up"
+        reason = (
+            "410 Gone"
+            if outcome.status_code == 410
+            else "abort-message"
+            if outcome.abort
+            else "retries used up"
+        )
         log.error(
             "webhook delivery %s exhausted after %d attempts (%s): %s",
             delivery.id,
@@ -224,7 +258,9 @@ async def record(session: AsyncSession, prepared: Prepared, outcome: Outcome) ->
             outcome.error,
         )
     else:
-        delivery.next_attempt_at = at + next_delay(prepared.attempt, outcome.retry_after)
+        delivery.next_attempt_at = at + next_delay(
+            prepared.attempt, outcome.retry_after
+        )
         DELIVERIES.labels("failed").inc()
         return delivery
     await _release_next(session, delivery)
@@ -259,7 +295,8 @@ async def due_ids(session: AsyncSession, *, limit: int = 500) -> list[uuid.UUID]
         .where(
             WebhookDelivery.status == "pending",
             WebhookDelivery.next_attempt_at <= at,
-            (WebhookDelivery.lease_until.is_(None)) | (WebhookDelivery.lease_until <= at),
+            (WebhookDelivery.lease_until.is_(None))
+            | (WebhookDelivery.lease_until <= at),
         )
         .order_by(WebhookDelivery.next_attempt_at)
         .limit(limit)

@@ -31,7 +31,9 @@ class SecretBox:
             return self._fernet.decrypt(sealed.encode()).decode()
         except InvalidToken as exc:
             # Wrong COUNTERSIGN_SECRET_KEY: an operator error worth a loud 500, never unsigned sends.
-            raise AppError("a webhook secret cannot be decrypted with COUNTERSIGN_SECRET_KEY") from exc
+            raise AppError(
+                "a webhook secret cannot be decrypted with COUNTERSIGN_SECRET_KEY"
+            ) from exc
 
 
 def _view(secret: CallerSecret) -> dict[str, object]:
@@ -46,7 +48,13 @@ def _view(secret: CallerSecret) -> dict[str, object]:
 
 
 async def create_secret(
-    session: AsyncSession, box: SecretBox, *, caller: str, value: str | None, subscribe_decisions: bool, actor: str
+    session: AsyncSession,
+    box: SecretBox,
+    *,
+    caller: str,
+    value: str | None,
+    subscribe_decisions: bool,
+    actor: str,
 ) -> tuple[CallerSecret, str]:
     """Create (generate or import) an active secret; the value is returned once and never again."""
     plain = value or generate_secret()
@@ -61,18 +69,29 @@ async def create_secret(
     session.add(secret)
     await session.flush()
     await audit_service.record(
-        session, actor=actor, action="secret.create", resource_type="caller_secret", resource_id=str(secret.id), after=_view(secret)
+        session,
+        actor=actor,
+        action="secret.create",
+        resource_type="caller_secret",
+        resource_id=str(secret.id),
+        after=_view(secret),
     )
     return secret, plain
 
 
 async def list_secrets(session: AsyncSession, *, caller: str) -> Sequence[CallerSecret]:
-    statement = select(CallerSecret).where(CallerSecret.caller == caller).order_by(CallerSecret.created_at.desc())
+    statement = (
+        select(CallerSecret)
+        .where(CallerSecret.caller == caller)
+        .order_by(CallerSecret.created_at.desc())
+    )
     return (await session.execute(statement)).scalars().all()
 
 
 async def _get(session: AsyncSession, secret_id: uuid.UUID) -> CallerSecret:
-    statement = select(CallerSecret).where(CallerSecret.id == secret_id).with_for_update()
+    statement = (
+        select(CallerSecret).where(CallerSecret.id == secret_id).with_for_update()
+    )
     secret = (await session.execute(statement)).scalar_one_or_none()
     if secret is None:
         raise TaskNotFound(f"secret {secret_id} not found")
@@ -80,15 +99,27 @@ async def _get(session: AsyncSession, secret_id: uuid.UUID) -> CallerSecret:
 
 
 async def rotate_secret(
-    session: AsyncSession, box: SecretBox, *, secret_id: uuid.UUID, grace_hours: float, actor: str
+    session: AsyncSession,
+    box: SecretBox,
+    *,
+    secret_id: uuid.UUID,
+    grace_hours: float,
+    actor: str,
 ) -> tuple[CallerSecret, str]:
     """Replace an active secret; the old one keeps signing (alongside the new) until the grace ends."""
     old = await _get(session, secret_id)
     if old.status != "active":
-        raise InvalidState(f"secret {secret_id} is {old.status}; only active secrets can be rotated")
+        raise InvalidState(
+            f"secret {secret_id} is {old.status}; only active secrets can be rotated"
+        )
     before = _view(old)
     new, plain = await create_secret(
-        session, box, caller=old.caller, value=None, subscribe_decisions=old.subscribe_decisions, actor=actor
+        session,
+        box,
+        caller=old.caller,
+        value=None,
+        subscribe_decisions=old.subscribe_decisions,
+        actor=actor,
     )
     at = now()
     old.status = "rotated"
@@ -96,12 +127,20 @@ async def rotate_secret(
     old.expires_at = at + timedelta(hours=grace_hours)
     old.replaced_by_id = new.id
     await audit_service.record(
-        session, actor=actor, action="secret.rotate", resource_type="caller_secret", resource_id=str(old.id), before=before, after=_view(old)
+        session,
+        actor=actor,
+        action="secret.rotate",
+        resource_type="caller_secret",
+        resource_id=str(old.id),
+        before=before,
+        after=_view(old),
     )
     return new, plain
 
 
-async def revoke_secret(session: AsyncSession, *, secret_id: uuid.UUID, actor: str) -> CallerSecret:
+async def revoke_secret(
+    session: AsyncSession, *, secret_id: uuid.UUID, actor: str
+) -> CallerSecret:
     secret = await _get(session, secret_id)
     if secret.status == "revoked":
         return secret
@@ -109,7 +148,13 @@ async def revoke_secret(session: AsyncSession, *, secret_id: uuid.UUID, actor: s
     secret.status = "revoked"
     secret.revoked_at = now()
     await audit_service.record(
-        session, actor=actor, action="secret.revoke", resource_type="caller_secret", resource_id=str(secret.id), before=before, after=_view(secret)
+        session,
+        actor=actor,
+        action="secret.revoke",
+        resource_type="caller_secret",
+        resource_id=str(secret.id),
+        before=before,
+        after=_view(secret),
     )
     return secret
 
@@ -117,7 +162,11 @@ async def revoke_secret(session: AsyncSession, *, secret_id: uuid.UUID, actor: s
 def _signs_now(secret: CallerSecret) -> bool:
     if secret.status == "active":
         return True
-    return secret.status == "rotated" and secret.expires_at is not None and secret.expires_at > now()
+    return (
+        secret.status == "rotated"
+        and secret.expires_at is not None
+        and secret.expires_at > now()
+    )
 
 
 async def signing_secrets(
@@ -129,15 +178,32 @@ async def signing_secrets(
     secret was revoked) uses the caller's default: the newest active secret. Empty when nothing may
     sign; the delivery then fails and retries rather than going out unsigned.
     """
-    rows = (await session.execute(select(CallerSecret).where(CallerSecret.caller == caller))).scalars().all()
+    rows = (
+        (
+            await session.execute(
+                select(CallerSecret).where(CallerSecret.caller == caller)
+            )
+        )
+        .scalars()
+        .all()
+    )
     by_id = {s.id: s for s in rows}
     head: CallerSecret | None = by_id.get(secret_id) if secret_id is not None else None
     seen: set[uuid.UUID] = set()
-    while head is not None and head.status == "rotated" and head.replaced_by_id in by_id and head.id not in seen:
+    while (
+        head is not None
+        and head.status == "rotated"
+        and head.replaced_by_id in by_id
+        and head.id not in seen
+    ):
         seen.add(head.id)
         head = by_id[head.replaced_by_id]
     if head is None or head.status != "active":
-        actives = sorted((s for s in rows if s.status == "active"), key=lambda s: s.created_at, reverse=True)
+        actives = sorted(
+            (s for s in rows if s.status == "active"),
+            key=lambda s: s.created_at,
+            reverse=True,
+        )
         head = actives[0] if actives else None
     if head is None:
         return []

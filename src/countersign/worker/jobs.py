@@ -43,7 +43,9 @@ async def run_due_locally(runtime: Runtime, *, concurrency: int = 20) -> dict[st
                 if await deliver_webhook(runtime, delivery_id) != "skipped":
                     results["webhooks"] += 1
             except Exception:
-                log.exception("delivery %s failed unexpectedly; it stays due", delivery_id)
+                log.exception(
+                    "delivery %s failed unexpectedly; it stays due", delivery_id
+                )
 
     await asyncio.gather(*(one(i) for i in ids))
     return results

@@ -14,14 +14,18 @@ log = logging.getLogger("countersign.worker")
 
 
 class InProcessWorker:
-    def __init__(self, runtime: Runtime, queue: LocalQueue, *, interval: float = 2.0) -> None:
+    def __init__(
+        self, runtime: Runtime, queue: LocalQueue, *, interval: float = 2.0
+    ) -> None:
         self.runtime = runtime
         self.queue = queue
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="countersign-in-process-worker")
+        self._task = asyncio.create_task(
+            self._run(), name="countersign-in-process-worker"
+        )
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -38,4 +42,6 @@ class InProcessWorker:
             try:
                 await run_due_locally(self.runtime)
             except Exception:
-                log.exception("in-process worker pass failed; retrying on the next tick")
+                log.exception(
+                    "in-process worker pass failed; retrying on the next tick"
+                )

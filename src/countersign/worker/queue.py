@@ -25,7 +25,9 @@ class Job:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-_buffer: ContextVar[list[Job] | None] = ContextVar("countersign_job_buffer", default=None)
+_buffer: ContextVar[list[Job] | None] = ContextVar(
+    "countersign_job_buffer", default=None
+)
 
 
 def start_buffer() -> list[Job]:
@@ -95,7 +97,11 @@ class ArqQueue:
                 await redis.enqueue_job(job.name, _job_id=job.job_id, **job.kwargs)
         except Exception:
             # Redis is only a doorbell: the sweep re-enqueues anything due from PostgreSQL.
-            log.warning("could not enqueue %d job(s); the sweep will pick them up", len(jobs), exc_info=True)
+            log.warning(
+                "could not enqueue %d job(s); the sweep will pick them up",
+                len(jobs),
+                exc_info=True,
+            )
 
     async def close(self) -> None:
         if self.redis is not None and self.url is not None:

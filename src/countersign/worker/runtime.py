@@ -38,7 +38,9 @@ class Runtime:
     owns_engine: bool = True
 
     @classmethod
-    def create(cls, settings: Settings, queue: JobQueue, *, engine: AsyncEngine | None = None) -> Runtime:
+    def create(
+        cls, settings: Settings, queue: JobQueue, *, engine: AsyncEngine | None = None
+    ) -> Runtime:
         owns = engine is None
         engine = engine or create_engine(settings.database_url)
         return cls(

@@ -62,12 +62,26 @@ def _redis_settings() -> RedisSettings:
 
 
 class WorkerSettings:
-    functions = [func(deliver, name=delivery_service.JOB_NAME, keep_result=0, max_tries=5)]
-    cron_jobs = [cron(sweep, name="webhooks.sweep", second=SWEEP_SECONDS, run_at_startup=True, unique=True)]
+    functions = [
+        func(deliver, name=delivery_service.JOB_NAME, keep_result=0, max_tries=5)
+    ]
+    cron_jobs = [
+        cron(
+            sweep,
+            name="webhooks.sweep",
+            second=SWEEP_SECONDS,
+            run_at_startup=True,
+            unique=True,
+        )
+    ]
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = _redis_settings()
     max_jobs = int(os.environ.get("COUNTERSIGN_WORKER_MAX_JOBS", "100"))
-    job_completion_wait = int(os.environ.get("COUNTERSIGN_WORKER_JOB_COMPLETION_WAIT", "30"))
-    health_check_interval = int(os.environ.get("COUNTERSIGN_WORKER_HEALTH_CHECK_INTERVAL", "30"))
+    job_completion_wait = int(
+        os.environ.get("COUNTERSIGN_WORKER_JOB_COMPLETION_WAIT", "30")
+    )
+    health_check_interval = int(
+        os.environ.get("COUNTERSIGN_WORKER_HEALTH_CHECK_INTERVAL", "30")
+    )
     keep_result = 0

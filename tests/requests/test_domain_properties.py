@@ -129,7 +129,7 @@ def oracle(stage: Stage, cards: list[Card]) -> Verdict:
 
 def to_votes(cards: list[Card]) -> list[TaskVote]:
     return [
-        TaskVote(c.number, c.assignee, c.kind, c.status, c.action, c.required)
+        TaskVote(f"t{c.number}", c.assignee, c.kind, c.status, c.action, c.required)
         for c in cards
     ]
 

@@ -243,9 +243,9 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         extensions = dict(request.extensions)
         if target.literal is None and target.scheme == "https":
             extensions["sni_hostname"] = target.ascii_host
-        # Try the checked addresses in the resolver's order, as a normal connect would.
-        last_error: httpx.ConnectError | None = None
-        for address in addresses:
+        # Try the checked addresses in the resolver's order, as a normal connect would. A
+        # connect error happens before any of the body is read, so the stream can be reused.
+        for index, address in enumerate(addresses):
             pinned = httpx.Request(
                 request.method,
                 request.url.copy_with(host=str(address)),
@@ -255,10 +255,10 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
             )
             try:
                 return await super().handle_async_request(pinned)
-            except httpx.ConnectError as exc:
-                last_error = exc
-        assert last_error is not None  # `_resolve` never returns an empty list
-        raise last_error
+            except httpx.ConnectError:
+                if index == len(addresses) - 1:
+                    raise
+        raise OutboundRefused("no address to connect to", request=request)
 
 
 @dataclass(frozen=True)

@@ -454,7 +454,12 @@ async def close_request(
     request = ctx.request
     at = now()
     skipped = await skip_open_tasks(ctx, stage_ids=None)
-    for stage in await ctx.repository.list_stages(request.id, request.cycle):
+    stages = await ctx.repository.list_stages(request.id, request.cycle)
+    # The stage the request ended at (AWE's `stage_order` on the final webhook): the stage that
+    # rejected, else the one it was waiting on; None when no stage ever ran.
+    rejected = [s.stage_order for s in stages if s.status == "rejected"]
+    final_stage_order = rejected[0] if rejected else request.current_stage_order
+    for stage in stages:
         if stage.status in ("pending", "active", "resolving"):
             stage.status = "cancelled"
             stage.completed_at = at
@@ -468,7 +473,11 @@ async def close_request(
         request,
         event_type,
         actor,
-        {"reason": reason, "skipped_task_ids": [str(t.id) for t in skipped]},
+        {
+            "reason": reason,
+            "stage_order": final_stage_order,
+            "skipped_task_ids": [str(t.id) for t in skipped],
+        },
     )
 
 

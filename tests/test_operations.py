@@ -216,11 +216,6 @@ async def test_metrics_never_label_requests_with_raw_path_values(
     assert "/{policy_key}/versions" in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app.py labels metrics with scope['route'].path, which since FastAPI's nested "
-    "router inclusion lacks the /v1 and /v1/awe prefixes",
-)
 async def test_metrics_label_requests_with_the_full_route_template(
     client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:

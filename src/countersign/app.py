@@ -150,7 +150,7 @@ def create_app(
         response = await call_next(request)
         response.headers["X-Request-Id"] = request.state.trace_id
         route = request.scope.get("route")
-        template = route.path if isinstance(route, APIRoute) else "unmatched"
+        template = _route_template(request.url.path, route)
         metrics.observe_request(
             request.method,
             template,
@@ -160,6 +160,16 @@ def create_app(
         return response
 
     return app
+
+
+def _route_template(path: str, route: object) -> str:
+    """The route's full path template for metric labels (nested routers only know their own part)."""
+    if not isinstance(route, APIRoute):
+        return "unmatched"
+    if route.path.startswith(API_PREFIX + "/") or route.path == "/metrics":
+        return route.path
+    prefix = AWE_PREFIX if path.startswith(AWE_PREFIX + "/") else API_PREFIX
+    return prefix + route.path
 
 
 def _add_problem_schema(app: FastAPI) -> None:

@@ -403,17 +403,20 @@ def evaluate_stage(
     Required approvers (`required_set`): APPROVED also needs every required approver's counted
     vote to be an approval. A required approver who rejected, abstained or requested changes, or
     who has no live approver task (never had one, or it expired or was skipped) can never
-    approve, so the stage is REJECTED as soon as that happens, in every mode.
+    approve, so the stage is REJECTED as soon as that happens, in every mode (for `all` without
+    veto too: a required approver's rejection is a veto by nature). A reassigned task is not a
+    lost one: the requirement moves to the replacement task (see `required_set`).
 
     Settled outcomes stand: the decided votes are replayed in `votes` order (list them in the
     order they were decided, e.g. by `completed_at`) and the first settled outcome is returned.
     So adding decisions to a settled stage never flips it, even when both conditions would hold
     for the final set (any-n with veto: one approval, then a rejection). Only decisions matter to
     the order; a vote set the service really evaluates (the stage was pending before its last
-    decision) gets the same answer in every order. Changing the task set does not flip a settled
-    stage either when it only takes open tasks out (expiry, skipping) or replaces them
-    (reassignment), but adding tasks (escalation) can reopen it: the service only escalates,
-    reassigns or adds tasks to active stages, and stops evaluating a stage once it has settled.
+    decision) gets the same answer in every order. Taking open tasks out (expiry, skipping) never
+    unsettles a stage either. Giving someone a new live task can: an escalation adds open votes,
+    and a reassignment may hand a task to a required approver whose own task had expired. The
+    service only reassigns or escalates on active stages and stops evaluating a stage once it has
+    settled, so this never happens in practice.
 
     Raises:
         ValueError: an unknown mode, or a mode_value the policy validation would have refused.

@@ -112,8 +112,7 @@ async def list_tasks(
     )
     repository = TaskRepository(session)
     if cursor is not None:
-        created_at, task_id = decode_cursor(cursor, size=2)
-        after = (datetime.fromisoformat(str(created_at)), uuid.UUID(str(task_id)))
+        after = _decode_task_cursor(cursor)
         rows = await repository.page(f, offset=None, after=after, limit=page_size + 1)
         total = None
         current_page = None
@@ -135,6 +134,24 @@ async def list_tasks(
         page_size=page_size,
         pages=math.ceil(total / page_size) if total is not None else None,
         next_cursor=next_cursor,
+    )
+
+
+def _decode_task_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """(created_at, id) of the last task of the previous page; anything else is a 422, not a 500."""
+    created_at, task_id = decode_cursor(cursor, size=2)
+    try:
+        after = (datetime.fromisoformat(str(created_at)), uuid.UUID(str(task_id)))
+    except ValueError as exc:
+        raise _invalid_cursor() from exc
+    if after[0].tzinfo is None:
+        raise _invalid_cursor()
+    return after
+
+
+def _invalid_cursor() -> ValidationFailed:
+    return ValidationFailed(
+        "invalid cursor", [FieldProblem("/cursor", "not a cursor this service issued")]
     )
 
 

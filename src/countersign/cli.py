@@ -87,14 +87,17 @@ def cmd_token(args: argparse.Namespace) -> None:
 def cmd_worker(args: argparse.Namespace) -> None:
     settings = _settings()
     if not settings.redis_url:
-        sys.exit("countersign: `worker` needs COUNTERSIGN_REDIS_URL; without Redis, `serve` runs the worker in-process")
-    from arq.worker import check_health, run_worker
+        sys.exit(
+            "countersign: `worker` needs COUNTERSIGN_REDIS_URL; without Redis, `serve` runs the worker in-process"
+        )
+    from arq.worker import check_health
 
-    from countersign.worker.settings import WorkerSettings
+    from countersign.worker.settings import WorkerSettings, run
 
     if args.check:
         sys.exit(check_health(WorkerSettings))  # type: ignore[arg-type]
-    run_worker(WorkerSettings)  # type: ignore[arg-type]
+    # Not arq's run_worker: that one exits for good when Redis restarts.
+    run()
 
 
 def cmd_version(_: argparse.Namespace) -> None:
@@ -139,8 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
 
-    worker = sub.add_parser("worker", help="run the arq worker (needs COUNTERSIGN_REDIS_URL)")
-    worker.add_argument("--check", action="store_true", help="exit 0 if a worker reported healthy recently")
+    worker = sub.add_parser(
+        "worker", help="run the arq worker (needs COUNTERSIGN_REDIS_URL)"
+    )
+    worker.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 0 if a worker reported healthy recently",
+    )
     worker.set_defaults(func=cmd_worker)
 
     version = sub.add_parser("version", help="print the version")

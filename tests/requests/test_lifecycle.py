@@ -7,6 +7,8 @@ the tests named after them (an `all` stage after a reassignment, a double decisi
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,7 +31,7 @@ def flow(
     return Flow(client, admin_headers, token)
 
 
-async def two_stage_request(flow: Flow, **policy_fields: object) -> str:
+async def two_stage_request(flow: Flow, **policy_fields: Any) -> str:
     """District officers alice or bob (any 1), then carol; returns the new request's id."""
     await flow.publish(
         [stage(1, ["alice", "bob"]), stage(2, ["carol"])], **policy_fields
@@ -100,9 +102,7 @@ class TestTwoStageHappyPath:
             "request_approved",
         ]
 
-    async def test_the_task_left_open_in_stage_one_is_skipped(
-        self, flow: Flow
-    ) -> None:
+    async def test_the_task_left_open_in_stage_one_is_skipped(self, flow: Flow) -> None:
         request_id = await two_stage_request(flow)
         bob_task = await flow.open_task("bob", request_id)
 
@@ -339,7 +339,9 @@ class TestReassign:
 
         assert (response.status_code, problem_code(response)) == (409, "invalid_state")
 
-    async def test_only_admins_reassign(self, flow: Flow, session: AsyncSession) -> None:
+    async def test_only_admins_reassign(
+        self, flow: Flow, session: AsyncSession
+    ) -> None:
         request_id = await two_stage_request(flow)
         task_id = await flow.open_task("alice", request_id)
         before = await count_rows(session, request_id)
@@ -526,7 +528,9 @@ class TestResubmit:
             ("bob", "open"),
         ]
         # The first round's tasks keep what happened to them.
-        assert {t["id"]: t["status"] for t in tasks if t["id"] in old_tasks} == old_tasks
+        assert {
+            t["id"]: t["status"] for t in tasks if t["id"] in old_tasks
+        } == old_tasks
 
     async def test_an_earlier_approval_is_not_reused(
         self, flow: Flow, sent_back: str

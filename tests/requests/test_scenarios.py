@@ -180,9 +180,7 @@ class TestAnyN:
 
 
 class TestQuorum:
-    async def test_two_of_three_approve_despite_one_rejection(
-        self, flow: Flow
-    ) -> None:
+    async def test_two_of_three_approve_despite_one_rejection(self, flow: Flow) -> None:
         request_id = await one_stage(
             flow, ["alice", "bob", "carol"], mode="quorum", mode_value=2
         )
@@ -316,7 +314,11 @@ class TestRequiredApprover:
         self, flow: Flow
     ) -> None:
         request_id = await one_stage(
-            flow, ["alice", "bob", "carol"], mode="quorum", mode_value=1, required=["bob"]
+            flow,
+            ["alice", "bob", "carol"],
+            mode="quorum",
+            mode_value=1,
+            required=["bob"],
         )
         await flow.approve("alice", request_id)
 
@@ -324,9 +326,7 @@ class TestRequiredApprover:
 
         assert last["request_status"] == "rejected"
 
-    async def test_stage_started_names_the_required_approvers(
-        self, flow: Flow
-    ) -> None:
+    async def test_stage_started_names_the_required_approvers(self, flow: Flow) -> None:
         request_id = await one_stage(
             flow, ["alice", "bob"], mode="any-n", required=["bob"]
         )
@@ -433,9 +433,7 @@ class TestObserver:
     async def test_their_approval_is_recorded_but_never_counts(
         self, flow: Flow
     ) -> None:
-        request_id = await one_stage(
-            flow, ["alice"], mode="all", observers=["dave"]
-        )
+        request_id = await one_stage(flow, ["alice"], mode="all", observers=["dave"])
 
         decided = await flow.approve("dave", request_id)
 
@@ -686,6 +684,27 @@ class TestOnEmpty:
         completed = await flow.events_of(created["request_id"], "stage_completed")
         assert completed[0]["payload"]["removed_by_sod"] == ["alice"]
 
+    async def test_block_in_a_parallel_group_rejects_before_the_sibling_starts(
+        self, flow: Flow
+    ) -> None:
+        await flow.publish(
+            [
+                stage(1, [], rules=[role_rule("auditor")], parallel_group="review"),
+                stage(2, ["bob"], parallel_group="review"),
+            ]
+        )
+
+        created = await flow.start()
+
+        assert (created["status"], created["tasks"]) == ("rejected", [])
+        assert await flow.stage_status(created["request_id"]) == {
+            1: "rejected",
+            2: "cancelled",
+        }
+        # bob was never handed a task (nor told of one by a stage_started webhook).
+        assert await flow.tasks(created["request_id"]) == []
+        assert "stage_started" not in await flow.event_types(created["request_id"])
+
     async def test_skip_skips_the_stage_and_starts_the_next(self, flow: Flow) -> None:
         await flow.publish(
             [
@@ -717,7 +736,11 @@ class TestApprovedAtOnce:
 
         assert response.status_code == 201
         created = response.json()
-        assert (created["status"], created["current_stage_order"], created["tasks"]) == (
+        assert (
+            created["status"],
+            created["current_stage_order"],
+            created["tasks"],
+        ) == (
             "approved",
             None,
             [],
@@ -757,7 +780,10 @@ class TestApprovedAtOnce:
         own_request = {"==": [{"var": "_request.requester"}, "frank"]}
         small = {"<": [{"var": "amount"}, 100]}
         await flow.publish(
-            [stage(1, ["alice"], skip_if=own_request), stage(2, ["carol"], skip_if=small)]
+            [
+                stage(1, ["alice"], skip_if=own_request),
+                stage(2, ["carol"], skip_if=small),
+            ]
         )
 
         created = await flow.start(context={"amount": 500}, requester="frank")

@@ -36,7 +36,10 @@ def flow(
 
 def contract_hash(prev_hash: str, event: Body) -> str:
     """sha256(prev_hash + canonical JSON of {sequence, event_type, actor, payload, created_at})."""
-    fields = {k: event[k] for k in ("sequence", "event_type", "actor", "payload", "created_at")}
+    fields = {
+        k: event[k]
+        for k in ("sequence", "event_type", "actor", "payload", "created_at")
+    }
     canonical = json.dumps(
         fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
@@ -107,7 +110,9 @@ class TestEvents:
         await flow.publish([stage(1, ["alice", "bob"], mode="all")])
         request_id = (await flow.start())["request_id"]
         task_id = await flow.open_task("alice", request_id)
-        decision = await flow.abstain("alice", request_id, comment="conflict of interest")
+        decision = await flow.abstain(
+            "alice", request_id, comment="conflict of interest"
+        )
 
         [recorded] = await flow.events_of(request_id, "decision_recorded")
 
@@ -135,7 +140,10 @@ class TestEvents:
         assert created["prev_hash"] == GENESIS
         payload = created["payload"]
         assert (payload["policy_key"], payload["policy_version"]) == ("test.flow", 1)
-        assert (payload["requester"], payload["source_client"]) == ("frank", CALLER_CLIENT)
+        assert (payload["requester"], payload["source_client"]) == (
+            "frank",
+            CALLER_CLIENT,
+        )
 
     async def test_a_rejection_and_a_cancellation_carry_their_reason(
         self, flow: Flow
@@ -245,9 +253,7 @@ class TestHashChain:
         assert response.json()["valid"] is False
         assert response.json()["broken_at_sequence"] == decision["sequence"]
 
-    async def test_the_chain_continues_across_a_resubmission(
-        self, flow: Flow
-    ) -> None:
+    async def test_the_chain_continues_across_a_resubmission(self, flow: Flow) -> None:
         await flow.publish([stage(1, ["alice"])])
         request_id = (await flow.start())["request_id"]
         await flow.act("alice", request_id, "request_changes", comment="ändern")
@@ -281,7 +287,9 @@ STANDARD_FIELDS = ("type", "timestamp", "sequence", "data")
 NEVER_DELIVERED = {"stage_quorum_skipped", "decision_recorded"}
 
 
-async def deliveries_of(session: AsyncSession, request_id: str) -> list[WebhookDelivery]:
+async def deliveries_of(
+    session: AsyncSession, request_id: str
+) -> list[WebhookDelivery]:
     statement = (
         select(WebhookDelivery)
         .where(WebhookDelivery.request_id == uuid.UUID(request_id))

@@ -17,7 +17,6 @@ from pathlib import Path
 
 _lock = threading.Lock()
 _offset = timedelta(0)
-_file_state: tuple[float, timedelta] | None = None  # (mtime, offset) last read from the file
 
 
 def _clock_file() -> Path | None:
@@ -26,15 +25,14 @@ def _clock_file() -> Path | None:
 
 
 def _shared_offset(path: Path) -> timedelta:
-    global _file_state
+    # Read on every call, never cached by modification time: two writes within one timestamp tick
+    # (coarse on many filesystems) would otherwise leave a reader on the older offset for good.
+    # The file is a few bytes and only exists in tests.
     try:
-        mtime = path.stat().st_mtime
+        text = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return timedelta(0)
-    if _file_state is None or _file_state[0] != mtime:
-        text = path.read_text(encoding="utf-8").strip()
-        _file_state = (mtime, timedelta(seconds=float(text or 0)))
-    return _file_state[1]
+    return timedelta(seconds=float(text or 0))
 
 
 def _current_offset() -> timedelta:

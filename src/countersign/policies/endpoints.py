@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Request, Response, status
 
 from countersign.db import SessionDep
 from countersign.directory.dependencies import ResolverDep
 from countersign.identity.dependencies import AdminDep, ReaderDep
+from countersign.kit.outbound import OutboundPolicy
 from countersign.kit.pagination import (
     CursorQuery,
     LimitQuery,
@@ -29,6 +30,14 @@ from countersign.policies.schemas import (
     SimulateOut,
 )
 
+
+def _outbound(request: Request) -> OutboundPolicy:
+    policy: OutboundPolicy = request.app.state.outbound_policy
+    return policy
+
+
+OutboundDep = Annotated[OutboundPolicy, Depends(_outbound)]
+
 router = APIRouter(prefix="/policies", tags=["policies"])
 
 
@@ -39,10 +48,12 @@ router = APIRouter(prefix="/policies", tags=["policies"])
     responses=problem_responses(403, 409, 422),
 )
 async def create_policy(
-    body: PolicyIn, session: SessionDep, principal: AdminDep
+    body: PolicyIn, session: SessionDep, principal: AdminDep, outbound: OutboundDep
 ) -> PolicyOut:
     """Create a policy: version 1, as a draft."""
-    policy = await policy_service.create_policy(session, data=body, actor=principal.id)
+    policy = await policy_service.create_policy(
+        session, data=body, actor=principal.id, outbound=outbound
+    )
     return policy_service.to_policy_out(policy)
 
 
@@ -103,11 +114,15 @@ async def get_policy_version(
     responses=problem_responses(400, 403, 404, 422),
 )
 async def add_policy_version(
-    policy_key: str, body: PolicyIn, session: SessionDep, principal: AdminDep
+    policy_key: str,
+    body: PolicyIn,
+    session: SessionDep,
+    principal: AdminDep,
+    outbound: OutboundDep,
 ) -> PolicyOut:
     """Add a new draft version (latest + 1)."""
     policy = await policy_service.add_version(
-        session, policy_key=policy_key, data=body, actor=principal.id
+        session, policy_key=policy_key, data=body, actor=principal.id, outbound=outbound
     )
     return policy_service.to_policy_out(policy)
 
@@ -123,6 +138,7 @@ async def patch_policy_version(
     body: PolicyPatch,
     session: SessionDep,
     principal: AdminDep,
+    outbound: OutboundDep,
 ) -> PolicyOut:
     """Edit a draft. Fields left out keep their value; `stages`, when given, replaces all stages."""
     changes: dict[str, Any] = body.model_dump(exclude_unset=True, mode="json")
@@ -132,6 +148,7 @@ async def patch_policy_version(
         version=version,
         changes=changes,
         actor=principal.id,
+        outbound=outbound,
     )
     return policy_service.to_policy_out(policy)
 
@@ -142,11 +159,19 @@ async def patch_policy_version(
     responses=problem_responses(403, 404, 409, 422),
 )
 async def activate_policy_version(
-    policy_key: str, version: int, session: SessionDep, principal: AdminDep
+    policy_key: str,
+    version: int,
+    session: SessionDep,
+    principal: AdminDep,
+    outbound: OutboundDep,
 ) -> PolicyOut:
     """Publish a version; the previously active one is archived. Archived versions can be re-activated."""
     policy = await policy_service.activate(
-        session, policy_key=policy_key, version=version, actor=principal.id
+        session,
+        policy_key=policy_key,
+        version=version,
+        actor=principal.id,
+        outbound=outbound,
     )
     return policy_service.to_policy_out(policy)
 

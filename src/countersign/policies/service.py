@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
+import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from countersign.audit import service as audit_service
@@ -17,6 +19,7 @@ from countersign.errors import (
 )
 from countersign.kit.clock import now
 from countersign.kit.locking import advisory_xact_lock
+from countersign.kit.outbound import OutboundPolicy, decide, default_resolve
 from countersign.models import Policy, PolicyRule, PolicyStage
 from countersign.policies import domain
 from countersign.policies.repository import PolicyRepository
@@ -97,6 +100,27 @@ def _apply_fields(policy: Policy, data: PolicyIn) -> None:
     policy.stages = _build_stages(data.stages)
 
 
+async def validate(data: PolicyIn, outbound: OutboundPolicy | None) -> None:
+    """Semantic validation; http-rule URLs are checked against the outbound policy (DNS off-loop)."""
+    rules = [
+        (r.rule_type, r.rule_value)
+        for s in data.stages
+        for r in [*s.rules, *s.escalation_rules]
+    ]
+    urls = [value.get("url") for rule_type, value in rules if rule_type == "http"]
+    if outbound is None or not urls:
+        domain.validate_policy(data)
+        return
+    policy = outbound
+
+    def allowed(url: str) -> str | None:
+        return decide(url, policy, default_resolve)
+
+    await anyio.to_thread.run_sync(
+        partial(domain.validate_policy, data, url_allowed=allowed)
+    )
+
+
 async def _require_version(
     repository: PolicyRepository, policy_key: str, version: int
 ) -> Policy:
@@ -115,9 +139,15 @@ async def _reload(session: AsyncSession, policy: Policy) -> Policy:
     )
 
 
-async def create_policy(session: AsyncSession, *, data: PolicyIn, actor: str) -> Policy:
+async def create_policy(
+    session: AsyncSession,
+    *,
+    data: PolicyIn,
+    actor: str,
+    outbound: OutboundPolicy | None = None,
+) -> Policy:
     """Create version 1 of a new policy key as a draft."""
-    domain.validate_policy(data)
+    await validate(data, outbound)
     await advisory_xact_lock(session, _LOCK_NAMESPACE, data.policy_key)
     repository = PolicyRepository(session)
     if await repository.latest_version_number(data.policy_key) is not None:
@@ -142,14 +172,19 @@ async def create_policy(session: AsyncSession, *, data: PolicyIn, actor: str) ->
 
 
 async def add_version(
-    session: AsyncSession, *, policy_key: str, data: PolicyIn, actor: str
+    session: AsyncSession,
+    *,
+    policy_key: str,
+    data: PolicyIn,
+    actor: str,
+    outbound: OutboundPolicy | None = None,
 ) -> Policy:
     """Add a new draft version (latest + 1) to an existing key."""
     if data.policy_key != policy_key:
         raise PolicyKeyMismatch(
             f"body policy_key {data.policy_key!r} differs from the URL's {policy_key!r}"
         )
-    domain.validate_policy(data)
+    await validate(data, outbound)
     await advisory_xact_lock(session, _LOCK_NAMESPACE, policy_key)
     latest = await PolicyRepository(session).latest_version_number(policy_key)
     if latest is None:
@@ -180,6 +215,7 @@ async def patch_version(
     version: int,
     changes: dict[str, Any],
     actor: str,
+    outbound: OutboundPolicy | None = None,
 ) -> Policy:
     """Change a draft in place. Fields absent from `changes` keep their value; `stages` is replaced whole."""
     if "policy_key" in changes and changes["policy_key"] != policy_key:
@@ -195,7 +231,7 @@ async def patch_version(
     before = _snapshot(policy)
     merged = {**_policy_body(policy), **changes, "policy_key": policy_key}
     data = PolicyIn.model_validate(merged)
-    domain.validate_policy(data)
+    await validate(data, outbound)
     # Delete the old stages first: the unit of work inserts before it deletes orphans, so the
     # replacement stages would otherwise collide with them on unique (policy_id, stage_order).
     policy.stages = []
@@ -215,7 +251,12 @@ async def patch_version(
 
 
 async def activate(
-    session: AsyncSession, *, policy_key: str, version: int, actor: str
+    session: AsyncSession,
+    *,
+    policy_key: str,
+    version: int,
+    actor: str,
+    outbound: OutboundPolicy | None = None,
 ) -> Policy:
     """Make a version the active one; the previously active version is archived."""
     await advisory_xact_lock(session, _LOCK_NAMESPACE, policy_key)
@@ -223,7 +264,7 @@ async def activate(
     policy = await _require_version(repository, policy_key, version)
     if policy.status == "active":
         return policy
-    domain.validate_policy(PolicyIn.model_validate(_policy_body(policy)))
+    await validate(PolicyIn.model_validate(_policy_body(policy)), outbound)
     before = _snapshot(policy)
     current = await repository.get_active(policy_key)
     if current is not None:

@@ -131,7 +131,14 @@ def stage_states(stages: Sequence[RequestStage]) -> list[domain.StageState]:
 
 def votes_of(tasks: Sequence[Task]) -> list[domain.TaskVote]:
     """Votes in the order they were decided: the evaluator replays decisions in that order."""
-    ordered = sorted(tasks, key=lambda t: (t.completed_at is None, t.completed_at or t.created_at, t.created_at))
+    ordered = sorted(
+        tasks,
+        key=lambda t: (
+            t.completed_at is None,
+            t.completed_at or t.created_at,
+            t.created_at,
+        ),
+    )
     return [
         domain.TaskVote(
             task_id=t.id,
@@ -427,6 +434,10 @@ async def advance(ctx: Context, actor: str) -> list[Task]:
             stage = by_order[stage_order]
             if stage.status == "pending":
                 created.extend(await start_stage(ctx, stage, stages, actor))
+            if stage.status == "rejected":
+                # An `on_empty: block` stage has already rejected the request: starting its
+                # parallel siblings would only hand out tasks that are skipped at once.
+                break
         await ctx.session.flush()
     return created
 

@@ -23,7 +23,7 @@ from countersign.errors import (
     ValidationFailed,
 )
 from countersign.identity.principal import Principal
-from countersign.kit.clock import now
+from countersign.kit.clock import now, rfc3339
 from countersign.kit.locking import advisory_xact_lock
 from countersign.kit.outbound import OutboundPolicy, check_url_async
 from countersign.models import ApprovalRequest, CallerSecret, Policy, Task
@@ -213,9 +213,7 @@ async def create_request(
             "requester": requester,
             "source_service": request.source_service,
             "source_client": source_client,
-            "expires_at": request.expires_at.isoformat()
-            if request.expires_at
-            else None,
+            "expires_at": rfc3339(request.expires_at) if request.expires_at else None,
         },
     )
     ctx = engine.Context(session, request, policy, resolver)

@@ -223,6 +223,8 @@ async def decide_tasks(
 ) -> JSONResponse:
     """Decide up to 100 tasks; each item succeeds or fails on its own (207 Multi-Status)."""
     results: list[BulkDecisionResult] = []
+    # Every request of the batch, locked at once in a global order: no deadlock between batches.
+    await TaskRepository(session).lock_requests_of([i.task_id for i in body.decisions])
     for item in body.decisions:
         try:
             async with session.begin_nested():

@@ -147,6 +147,27 @@ class TaskRepository:
             for a, s, n in (await self.session.execute(statement)).all()
         ]
 
+    async def lock_requests_of(self, task_ids: Sequence[uuid.UUID]) -> None:
+        """Lock the requests of these tasks, in id order, until the transaction ends.
+
+        A bulk decision holds every request it touched until its one commit. Taking all of those
+        locks up front in one global order means two batches over the same requests can never
+        wait on each other in a cycle (a deadlock PostgreSQL would break with a 500).
+        """
+        if not task_ids:
+            return
+        statement = (
+            select(ApprovalRequest.id)
+            .where(
+                ApprovalRequest.id.in_(
+                    select(Task.request_id).where(Task.id.in_(task_ids))
+                )
+            )
+            .order_by(ApprovalRequest.id)
+            .with_for_update()
+        )
+        await self.session.execute(statement)
+
     async def active_artifact_types(self) -> list[str]:
         statement = (
             select(Policy.artifact_type).where(Policy.status == "active").distinct()

@@ -17,10 +17,12 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 from prometheus_client import Counter
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from countersign import __version__
+from countersign.errors import AppError
 from countersign.kit.clock import now
 from countersign.models import WebhookAttempt, WebhookDelivery
 from countersign.webhooks.secrets import SecretBox, signing_secrets
@@ -45,6 +47,10 @@ TIMEOUT_SECONDS = 10.0
 LEASE = timedelta(seconds=60)
 MAX_RETRY_AFTER = timedelta(hours=24)
 JOB_NAME = "webhooks.deliver"
+# The sweep rings again for a delivery still due after this long, with a fresh job id: a doorbell
+# taken by a worker that was killed before it claimed the delivery stays "in progress" in Redis
+# for arq's job timeout (minutes), and a new job with the same id would be refused meanwhile.
+SWEEP_DOORBELL_WINDOW = timedelta(seconds=30)
 
 DELIVERIES = Counter(
     "countersign_webhook_attempts_total", "Webhook delivery attempts", ["outcome"]
@@ -54,16 +60,30 @@ EXHAUSTED = Counter(
 )
 
 
-def job_id(delivery_id: uuid.UUID, attempt: int) -> str:
-    """One arq job per delivery attempt: duplicates of the same attempt collapse in Redis."""
-    return f"{JOB_NAME}:{delivery_id}:{attempt}"
+def job_id(delivery_id: uuid.UUID, attempt: int, reason: str = "") -> str:
+    """One arq job per delivery attempt and reason: duplicates of the same doorbell collapse in Redis.
+
+    Doorbells for different reasons (created, released by the previous delivery of its request,
+    the sweep) get different ids, so one still queued or in flight never swallows the other.
+    Extra doorbells are harmless: `claim` sends a delivery once per lease whatever rings.
+    """
+    suffix = f":{reason}" if reason else ""
+    return f"{JOB_NAME}:{delivery_id}:{attempt}{suffix}"
 
 
-def notify(delivery: WebhookDelivery) -> None:
+def notify(delivery: WebhookDelivery, reason: str = "") -> None:
     """Ask a worker to send this delivery once the current transaction commits."""
     enqueue(
-        JOB_NAME, job_id(delivery.id, delivery.attempt), delivery_id=str(delivery.id)
+        JOB_NAME,
+        job_id(delivery.id, delivery.attempt, reason),
+        delivery_id=str(delivery.id),
     )
+
+
+def sweep_reason() -> str:
+    """The sweep's doorbell id part: stable within a window, so repeated sweeps collapse."""
+    window = int(now().timestamp() // SWEEP_DOORBELL_WINDOW.total_seconds())
+    return f"sweep-{window}"
 
 
 @dataclass(frozen=True)
@@ -77,6 +97,8 @@ class Prepared:
     headers: dict[str, str]
     trigger: str
     started_at: datetime
+    # Set when the attempt cannot be signed: it is recorded as failed and nothing is sent.
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,25 +150,39 @@ async def claim(
     if await _earlier_pending(session, delivery):
         # Per-request order: this one goes when the earlier one is delivered or exhausted.
         return None
-    secrets = await signing_secrets(
-        session, box, caller=delivery.caller, secret_id=delivery.secret_id
-    )
     delivery.lease_until = at + LEASE
     delivery.attempt += 1
     body = delivery.body.encode("utf-8")
-    if not secrets:
-        return Prepared(
-            delivery.id, delivery.attempt, delivery.url, body, {}, delivery.trigger, at
+    headers: dict[str, str] = {}
+    error: str | None = None
+    try:
+        secrets = await signing_secrets(
+            session, box, caller=delivery.caller, secret_id=delivery.secret_id
         )
-    headers = sign_headers(
-        event_id=str(delivery.event_id),
-        timestamp=int(at.timestamp()),
-        body=body,
-        secrets=secrets,
-        user_agent=f"Countersign/{__version__}",
-    )
+        if secrets:
+            headers = sign_headers(
+                event_id=str(delivery.event_id),
+                timestamp=int(at.timestamp()),
+                body=body,
+                secrets=secrets,
+                user_agent=f"Countersign/{__version__}",
+            )
+        else:
+            error = "no active signing secret for this caller; not sent unsigned"
+    except (AppError, ValueError) as exc:
+        # An undecryptable or unusable secret must show up as a failed attempt, not as a job
+        # that fails before anything is recorded and is swept again forever.
+        message = exc.message if isinstance(exc, AppError) else str(exc)
+        error = f"cannot sign: {message}; not sent unsigned"
     return Prepared(
-        delivery.id, delivery.attempt, delivery.url, body, headers, delivery.trigger, at
+        delivery.id,
+        delivery.attempt,
+        delivery.url,
+        body,
+        headers,
+        delivery.trigger,
+        at,
+        error,
     )
 
 
@@ -166,10 +202,8 @@ def _retry_after(response: httpx.Response) -> timedelta | None:
 
 async def send(client: httpx.AsyncClient, prepared: Prepared) -> Outcome:
     """POST the frozen body. Anything but a 2xx within the timeout is a failure; redirects too."""
-    if not prepared.headers:
-        return Outcome(
-            None, "no active signing secret for this caller; not sent unsigned", 0
-        )
+    if prepared.error is not None or not prepared.headers:
+        return Outcome(None, prepared.error or "not signed; not sent unsigned", 0)
     started = time.perf_counter()
     try:
         response = await client.post(
@@ -284,25 +318,53 @@ async def _release_next(session: AsyncSession, delivery: WebhookDelivery) -> Non
         at = now()
         if following.next_attempt_at is None or following.next_attempt_at > at:
             following.next_attempt_at = at
-        notify(following)
+        notify(following, f"after-{delivery.sequence}")
 
 
-async def due_ids(session: AsyncSession, *, limit: int = 500) -> list[uuid.UUID]:
-    """Pending deliveries that are due and not leased, first in line per request (for the sweep)."""
+async def _due(session: AsyncSession, limit: int) -> list[tuple[uuid.UUID, int]]:
+    """(id, attempt) of pending deliveries that are due and not leased, first in line per request.
+
+    Deliveries waiting behind an earlier pending one of their request are left out: they cannot
+    be sent yet, and a long queue of them must not fill the batch while other requests wait.
+    """
     at = now()
+    earlier = aliased(WebhookDelivery)
     statement = (
-        select(WebhookDelivery.id)
+        select(WebhookDelivery.id, WebhookDelivery.attempt)
         .where(
             WebhookDelivery.status == "pending",
             WebhookDelivery.next_attempt_at <= at,
             (WebhookDelivery.lease_until.is_(None))
             | (WebhookDelivery.lease_until <= at),
+            ~exists().where(
+                earlier.request_id == WebhookDelivery.request_id,
+                earlier.sequence < WebhookDelivery.sequence,
+                earlier.status == "pending",
+            ),
         )
         .order_by(WebhookDelivery.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return list((await session.execute(statement)).scalars().all())
+    return [(row.id, row.attempt) for row in await session.execute(statement)]
+
+
+async def due_ids(session: AsyncSession, *, limit: int = 500) -> list[uuid.UUID]:
+    """Deliveries to send now (embedded loop and test hooks)."""
+    return [delivery_id for delivery_id, _ in await _due(session, limit)]
+
+
+async def ring_due(session: AsyncSession, *, limit: int = 500) -> int:
+    """The sweep: a doorbell for every delivery that is due, sent after this transaction commits."""
+    due = await _due(session, limit)
+    reason = sweep_reason()
+    for delivery_id, attempt in due:
+        enqueue(
+            JOB_NAME,
+            job_id(delivery_id, attempt, reason),
+            delivery_id=str(delivery_id),
+        )
+    return len(due)
 
 
 def reset_for_retry(delivery: WebhookDelivery) -> None:
@@ -312,4 +374,4 @@ def reset_for_retry(delivery: WebhookDelivery) -> None:
     delivery.trigger = "manual"
     delivery.next_attempt_at = now()
     delivery.lease_until = None
-    notify(delivery)
+    notify(delivery, "manual")

@@ -4,7 +4,16 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from countersign.webhooks.signing import standard_key
 
 DeliveryStatus = Literal["pending", "delivered", "exhausted"]
 
@@ -62,6 +71,14 @@ class SecretCreate(BaseModel):
         None
     )
     subscribe_decisions: bool = False
+
+    @field_validator("secret")
+    @classmethod
+    def _usable(cls, value: str | None) -> str | None:
+        # Refused here, not when the first delivery cannot be signed weeks later.
+        if value is not None:
+            standard_key(value)  # ValueError: a `whsec_` secret that is not base64
+        return value
 
 
 class SecretCreated(BaseModel):

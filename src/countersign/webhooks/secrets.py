@@ -207,7 +207,25 @@ async def signing_secrets(
         head = actives[0] if actives else None
     if head is None:
         return []
+    # Predecessors still in their grace period sign too, so receivers can switch at their pace;
+    # after two quick rotations that is the whole line back, newest first.
     chain = [head]
-    # Predecessors still in their grace period sign too, so receivers can switch at their pace.
-    chain.extend(s for s in rows if s.replaced_by_id == head.id and _signs_now(s))
+    for candidate in sorted(rows, key=lambda s: s.created_at, reverse=True):
+        if candidate is not head and _signs_now(candidate):
+            if _replaced_into(candidate, head, by_id):
+                chain.append(candidate)
     return [box.open(s.secret_encrypted) for s in chain if _signs_now(s)]
+
+
+def _replaced_into(
+    secret: CallerSecret, head: CallerSecret, by_id: dict[uuid.UUID, CallerSecret]
+) -> bool:
+    """Whether rotating `secret` led, one rotation or several, to `head`."""
+    current: CallerSecret | None = secret
+    for _ in range(len(by_id)):
+        if current is None or current.replaced_by_id is None:
+            return False
+        if current.replaced_by_id == head.id:
+            return True
+        current = by_id.get(current.replaced_by_id)
+    return False

@@ -12,6 +12,8 @@ from countersign.worker.runtime import Runtime
 log = logging.getLogger("countersign.worker")
 
 SWEEP_BATCH = 500
+# A bound on one run of `run_due_locally`, in case a receiver keeps every pass busy.
+MAX_PASSES = 1000
 
 
 async def deliver_webhook(runtime: Runtime, delivery_id: uuid.UUID) -> str:
@@ -32,20 +34,29 @@ async def due_deliveries(runtime: Runtime) -> list[uuid.UUID]:
 
 
 async def run_due_locally(runtime: Runtime, *, concurrency: int = 20) -> dict[str, int]:
-    """Embedded mode and test hooks: do every due piece of work in this process."""
-    ids = await due_deliveries(runtime)
+    """Embedded mode and test hooks: do every due piece of work in this process, until none is left.
+
+    One pass sends the first due delivery of each request; the next one of a request becomes due
+    when the earlier one is delivered or exhausted, so passes repeat until one sends nothing.
+    Failed attempts are scheduled at least a second later, so this ends.
+    """
     semaphore = asyncio.Semaphore(concurrency)
     results: dict[str, int] = {"webhooks": 0}
 
-    async def one(delivery_id: uuid.UUID) -> None:
+    async def one(delivery_id: uuid.UUID) -> bool:
         async with semaphore:
             try:
-                if await deliver_webhook(runtime, delivery_id) != "skipped":
-                    results["webhooks"] += 1
+                return await deliver_webhook(runtime, delivery_id) != "skipped"
             except Exception:
                 log.exception(
                     "delivery %s failed unexpectedly; it stays due", delivery_id
                 )
+                return False
 
-    await asyncio.gather(*(one(i) for i in ids))
+    for _ in range(MAX_PASSES):
+        ids = await due_deliveries(runtime)
+        sent = sum(await asyncio.gather(*(one(i) for i in ids)))
+        results["webhooks"] += sent
+        if not sent:
+            break
     return results

@@ -7,13 +7,19 @@ drops jobs that wait too long, which is why timers never live only in Redis.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import signal
+import time
 import uuid
 from typing import Any
 
 from arq.connections import RedisSettings
 from arq.cron import cron
-from arq.worker import func
+from arq.worker import create_worker, func
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from countersign.config import get_settings
 from countersign.webhooks import delivery as delivery_service
@@ -21,7 +27,28 @@ from countersign.worker import jobs
 from countersign.worker.queue import ArqQueue
 from countersign.worker.runtime import Runtime
 
-SWEEP_SECONDS = set(range(0, 60, 3))
+log = logging.getLogger("countersign.worker")
+
+
+def _sweep_seconds() -> set[int]:
+    """The seconds of each minute the sweep runs at: every COUNTERSIGN_WORKER_SWEEP_SECONDS (3)."""
+    raw = os.environ.get("COUNTERSIGN_WORKER_SWEEP_SECONDS", "3")
+    try:
+        interval = int(raw)
+    except ValueError:
+        raise SystemExit(
+            f"countersign: COUNTERSIGN_WORKER_SWEEP_SECONDS={raw!r} is not a whole number of seconds"
+        ) from None
+    if not 1 <= interval <= 60:
+        raise SystemExit(
+            "countersign: COUNTERSIGN_WORKER_SWEEP_SECONDS must be 1 to 60"
+        )
+    return set(range(0, 60, interval))
+
+
+SWEEP_SECONDS = _sweep_seconds()
+# After losing Redis, wait this long before starting over (arq then retries the connection).
+RESTART_DELAY_SECONDS = 1.0
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -29,7 +56,7 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    runtime: Runtime | None = ctx.get("runtime")
+    runtime: Runtime | None = ctx.pop("runtime", None)
     if runtime is not None:
         await runtime.close()
 
@@ -39,17 +66,10 @@ async def deliver(ctx: dict[str, Any], delivery_id: str) -> str:
 
 
 async def sweep(ctx: dict[str, Any]) -> int:
-    """Enqueue every due delivery; job ids make a delivery already queued a no-op."""
+    """Ring for every due delivery, with job ids that collapse repeats within a window."""
     runtime: Runtime = ctx["runtime"]
-    ids = await jobs.due_deliveries(runtime)
     async with runtime.transaction() as session:
-        from countersign.models import WebhookDelivery
-
-        for delivery_id in ids:
-            delivery = await session.get(WebhookDelivery, delivery_id)
-            if delivery is not None:
-                delivery_service.notify(delivery)
-    return len(ids)
+        return await delivery_service.ring_due(session, limit=jobs.SWEEP_BATCH)
 
 
 def _redis_settings() -> RedisSettings:
@@ -85,3 +105,47 @@ class WorkerSettings:
         os.environ.get("COUNTERSIGN_WORKER_HEALTH_CHECK_INTERVAL", "30")
     )
     keep_result = 0
+
+
+def run() -> None:
+    """Run the arq worker until SIGTERM/SIGINT, starting it over whenever Redis goes away.
+
+    arq's worker stops with an exception when its Redis connection breaks (a Redis restart, a
+    failover). Deliveries must not stop with it: a fresh worker is started, which waits for Redis
+    to come back, and its first sweep re-rings everything that became due meanwhile.
+    """
+    while True:
+        stopped: list[signal.Signals] = []
+        worker = create_worker(WorkerSettings)  # type: ignore[arg-type]
+        worker.on_stop = stopped.append
+        try:
+            worker.run()
+        except (RedisConnectionError, RedisTimeoutError, ConnectionError) as exc:
+            if stopped:
+                return
+            log.error(
+                "lost Redis (%s); starting the worker over in %.0f s",
+                exc,
+                RESTART_DELAY_SECONDS,
+            )
+            _release(worker)
+            time.sleep(RESTART_DELAY_SECONDS)
+            continue
+        return
+
+
+def _release(worker: Any) -> None:
+    """Close what the broken worker's startup opened, and give signals back their defaults.
+
+    Between two workers no event loop runs, so a SIGTERM must stop the process right away
+    rather than wait in a handler of a loop that is not running.
+    """
+    loop: asyncio.AbstractEventLoop = worker.loop
+    try:
+        loop.run_until_complete(shutdown(worker.ctx))
+        if worker._pool is not None:  # arq's close() stopped at its first Redis call
+            loop.run_until_complete(worker._pool.close(close_connection_pool=True))
+    except Exception:
+        log.warning("could not close the previous worker's resources", exc_info=True)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(signum)

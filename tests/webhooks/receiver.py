@@ -13,15 +13,20 @@ headers exactly as received and the raw body bytes, whatever it was answered.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
+
+from standardwebhooks.webhooks import Webhook
 
 DEFAULT_WAIT_SECONDS = 30.0
 POLL_SECONDS = 0.02
@@ -246,3 +251,44 @@ class Receiver:
                 pass  # keep test output clean
 
         return Handler
+
+
+# --- what a receiver checks -------------------------------------------------------------------
+
+
+def verify_standard(call: Call, secret: str) -> Any:
+    """Standard Webhooks verification exactly as a receiver runs it (5-minute tolerance).
+
+    Raises `WebhookVerificationError` when no `v1` signature matches or the timestamp is stale.
+    """
+    return Webhook(secret).verify(call.body, call.headers)
+
+
+def standard_signed_by(call: Call, secret: str) -> bool:
+    """Whether one of the `v1` signatures is `secret`'s, computed by the `standardwebhooks` package.
+
+    For tests that moved the service clock: the signature is checked, the timestamp's age is not
+    (the package's `verify` compares it with the real time).
+    """
+    event_id, timestamp, signatures = (
+        call.header("webhook-id"),
+        call.header("webhook-timestamp"),
+        call.header("webhook-signature"),
+    )
+    if not (event_id and timestamp and signatures):
+        return False
+    expected = Webhook(secret).sign(
+        event_id, datetime.fromtimestamp(int(timestamp), UTC), call.body.decode()
+    )
+    return expected in signatures.split(" ")
+
+
+def awe_signed_by(call: Call, secret: str) -> bool:
+    """AWE's check: `X-Approval-Signature: sha256=<hex HMAC(secret, "<ts>." + body)>`."""
+    timestamp = call.header("X-Approval-Timestamp")
+    assert timestamp, call.headers
+    digest = hmac.new(
+        secret.encode("utf-8"), f"{timestamp}.".encode() + call.body, hashlib.sha256
+    ).hexdigest()
+    signature = call.header("X-Approval-Signature") or ""
+    return hmac.compare_digest(signature, f"sha256={digest}")

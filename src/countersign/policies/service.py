@@ -102,12 +102,14 @@ def _apply_fields(policy: Policy, data: PolicyIn) -> None:
 
 async def validate(data: PolicyIn, outbound: OutboundPolicy | None) -> None:
     """Semantic validation; http-rule URLs are checked against the outbound policy (DNS off-loop)."""
-    rules = [
-        (r.rule_type, r.rule_value)
-        for s in data.stages
-        for r in [*s.rules, *s.escalation_rules]
-    ]
-    urls = [value.get("url") for rule_type, value in rules if rule_type == "http"]
+    urls: list[object] = []
+    for stage in data.stages:
+        for rule in stage.rules:
+            if rule.rule_type == "http":
+                urls.append(rule.rule_value.get("url"))
+        for escalation in stage.escalation_rules:
+            if escalation.rule_type == "http":
+                urls.append(escalation.rule_value.get("url"))
     if outbound is None or not urls:
         domain.validate_policy(data)
         return

@@ -80,7 +80,8 @@ def create_app(
         queue: JobQueue = (
             ArqQueue(url=settings.redis_url) if settings.redis_url else LocalQueue()
         )
-        runtime = Runtime.create(settings, queue, engine=engine)
+        resolver = ApproverResolver(build_directory(settings), RuleEvaluator())
+        runtime = Runtime.create(settings, queue, engine=engine, resolver=resolver)
         http_client = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
         app.state.engine = engine
         app.state.sessionmaker = runtime.sessionmaker

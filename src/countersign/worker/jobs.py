@@ -6,6 +6,8 @@ import asyncio
 import logging
 import uuid
 
+from countersign.kit import idempotency
+from countersign.timers import service as timer_service
 from countersign.webhooks import delivery as delivery_service
 from countersign.worker.runtime import Runtime
 
@@ -33,6 +35,24 @@ async def due_deliveries(runtime: Runtime) -> list[uuid.UUID]:
         return await delivery_service.due_ids(session, limit=SWEEP_BATCH)
 
 
+async def run_timers(runtime: Runtime) -> dict[str, int]:
+    """Every due timer (resolution retries, SLA, reminders, expiry), one request per transaction."""
+    ran = timer_service.Ran()
+    async with runtime.transaction() as session:
+        request_ids = await timer_service.due_request_ids(session)
+    for request_id in request_ids:
+        try:
+            async with runtime.transaction() as session:
+                await timer_service.run_request_timers(
+                    session, request_id=request_id, resolver=runtime.resolver, ran=ran
+                )
+        except Exception:
+            log.exception("timers of request %s failed; they stay due", request_id)
+    async with runtime.transaction() as session:
+        ran.add("idempotency_keys_purged", await idempotency.purge_expired(session))
+    return ran.counts
+
+
 async def run_due_locally(runtime: Runtime, *, concurrency: int = 20) -> dict[str, int]:
     """Embedded mode and test hooks: do every due piece of work in this process, until none is left.
 
@@ -40,8 +60,9 @@ async def run_due_locally(runtime: Runtime, *, concurrency: int = 20) -> dict[st
     when the earlier one is delivered or exhausted, so passes repeat until one sends nothing.
     Failed attempts are scheduled at least a second later, so this ends.
     """
+    # Timers first: they write the outbox rows that the deliveries below then send.
+    results: dict[str, int] = {**await run_timers(runtime), "webhooks": 0}
     semaphore = asyncio.Semaphore(concurrency)
-    results: dict[str, int] = {"webhooks": 0}
 
     async def one(delivery_id: uuid.UUID) -> bool:
         async with semaphore:

@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from countersign.config import Settings
+from countersign.directory.resolver import ApproverResolver
 from countersign.db import create_engine, create_sessionmaker
 from countersign.kit.outbound import GuardedTransport, OutboundPolicy
 from countersign.webhooks.secrets import SecretBox
@@ -27,6 +28,13 @@ def outbound_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
+def default_resolver(settings: Settings) -> ApproverResolver:
+    from countersign.app import build_directory
+    from countersign.policies.rules import RuleEvaluator
+
+    return ApproverResolver(build_directory(settings), RuleEvaluator())
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -35,11 +43,17 @@ class Runtime:
     http_client: httpx.AsyncClient
     box: SecretBox
     queue: JobQueue
+    resolver: ApproverResolver
     owns_engine: bool = True
 
     @classmethod
     def create(
-        cls, settings: Settings, queue: JobQueue, *, engine: AsyncEngine | None = None
+        cls,
+        settings: Settings,
+        queue: JobQueue,
+        *,
+        engine: AsyncEngine | None = None,
+        resolver: ApproverResolver | None = None,
     ) -> Runtime:
         owns = engine is None
         engine = engine or create_engine(settings.database_url)
@@ -50,6 +64,7 @@ class Runtime:
             http_client=outbound_client(settings),
             box=SecretBox(settings.secret_key.get_secret_value()),
             queue=queue,
+            resolver=resolver or default_resolver(settings),
             owns_engine=owns,
         )
 

@@ -72,6 +72,11 @@ async def sweep(ctx: dict[str, Any]) -> int:
         return await delivery_service.ring_due(session, limit=jobs.SWEEP_BATCH)
 
 
+async def sweep_timers(ctx: dict[str, Any]) -> dict[str, int]:
+    """SLA, reminders, expiry and resolution retries; safe with any number of workers."""
+    return await jobs.run_timers(ctx["runtime"])
+
+
 def _redis_settings() -> RedisSettings:
     url = get_settings().redis_url or "redis://127.0.0.1:6379"
     settings = RedisSettings.from_dsn(url)
@@ -92,7 +97,14 @@ class WorkerSettings:
             second=SWEEP_SECONDS,
             run_at_startup=True,
             unique=True,
-        )
+        ),
+        cron(
+            sweep_timers,
+            name="timers.sweep",
+            second=SWEEP_SECONDS,
+            run_at_startup=True,
+            unique=True,
+        ),
     ]
     on_startup = startup
     on_shutdown = shutdown
@@ -105,6 +117,9 @@ class WorkerSettings:
         os.environ.get("COUNTERSIGN_WORKER_HEALTH_CHECK_INTERVAL", "30")
     )
     keep_result = 0
+    # arq looks for new jobs this often; its default (0.5 s) would add up to half a second to
+    # every webhook, and to each step of a request's chain of deliveries.
+    poll_delay = float(os.environ.get("COUNTERSIGN_WORKER_POLL_DELAY", "0.05"))
 
 
 def run() -> None:

@@ -18,6 +18,7 @@ from countersign import __version__
 from countersign.audit import endpoints as audit_endpoints
 from countersign.config import Settings, get_settings
 from countersign.db import create_engine
+from countersign.delegations import endpoints as delegation_endpoints
 from countersign.directory.base import Directory
 from countersign.directory.file import EmptyDirectory, FileDirectory
 from countersign.directory.resolver import ApproverResolver
@@ -51,6 +52,7 @@ def _api_router(settings: Settings) -> APIRouter:
     router.include_router(policy_endpoints.router)
     router.include_router(request_endpoints.router)
     router.include_router(task_endpoints.router)
+    router.include_router(delegation_endpoints.router)
     router.include_router(webhook_endpoints.router)
     router.include_router(audit_endpoints.router)
     router.include_router(operations_endpoints.router)

@@ -114,7 +114,9 @@ async def create(
     return body
 
 
-async def my_open_task(client: httpx.AsyncClient, user: Headers, request_id: str) -> Body:
+async def my_open_task(
+    client: httpx.AsyncClient, user: Headers, request_id: str
+) -> Body:
     response = await client.get(
         "/v1/tasks", params={"request_id": request_id, "status": "open"}, headers=user
     )
@@ -133,10 +135,14 @@ async def approve(client: httpx.AsyncClient, user: Headers, task_id: str) -> Bod
     return body
 
 
-async def timeline(client: httpx.AsyncClient, caller: Headers, request_id: str) -> list[str]:
+async def timeline(
+    client: httpx.AsyncClient, caller: Headers, request_id: str
+) -> list[str]:
     response = await client.get(f"/v1/requests/{request_id}/events", headers=caller)
     assert response.status_code == 200, response.text
-    verify = await client.get(f"/v1/requests/{request_id}/events/verify", headers=caller)
+    verify = await client.get(
+        f"/v1/requests/{request_id}/events/verify", headers=caller
+    )
     assert verify.status_code == 200, verify.text
     assert verify.json()["valid"] is True, verify.json()
     assert verify.json()["count"] == len(response.json())
@@ -149,17 +155,27 @@ class TestSamplePolicy:
     ) -> None:
         t = embedded.tokens
         async with embedded.client() as client:
-            created = await create(client, t["registry"], "CR-large", district="D1", amount=5000)
+            created = await create(
+                client, t["registry"], "CR-large", district="D1", amount=5000
+            )
             assert created["status"] == "in_review"
             assert created["current_stage_order"] == 1
             # Group /districts and its subgroups, enabled members only (erin is disabled).
-            assert sorted(task["assignee"] for task in created["tasks"]) == ["alice", "bob"]
+            assert sorted(task["assignee"] for task in created["tasks"]) == [
+                "alice",
+                "bob",
+            ]
             request_id = created["request_id"]
 
             officer = await approve(
-                client, t["alice"], (await my_open_task(client, t["alice"], request_id))["id"]
+                client,
+                t["alice"],
+                (await my_open_task(client, t["alice"], request_id))["id"],
             )
-            assert (officer["stage_status"], officer["request_status"]) == ("approved", "in_review")
+            assert (officer["stage_status"], officer["request_status"]) == (
+                "approved",
+                "in_review",
+            )
 
             director_task = await my_open_task(client, t["carol"], request_id)
             assert director_task["stage_order"] == 2
@@ -168,12 +184,25 @@ class TestSamplePolicy:
             director = await approve(client, t["carol"], director_task["id"])
             assert director["request_status"] == "approved"
 
-            request = await client.get(f"/v1/requests/{request_id}", headers=t["registry"])
+            # alice's inbox over every status (merged per status on SQLite too).
+            inbox = await client.get(
+                "/v1/tasks", params={"request_id": request_id}, headers=t["alice"]
+            )
+            assert inbox.status_code == 200, inbox.text
+            assert [
+                (x["status"], x["decision_action"]) for x in inbox.json()["items"]
+            ] == [("completed", "approve")]
+            request = await client.get(
+                f"/v1/requests/{request_id}", headers=t["registry"]
+            )
             events = await timeline(client, t["registry"], request_id)
 
         assert request.status_code == 200, request.text
         assert request.json()["status"] == "approved"
-        assert [s["status"] for s in request.json()["stages"]] == ["approved", "approved"]
+        assert [s["status"] for s in request.json()["stages"]] == [
+            "approved",
+            "approved",
+        ]
         assert events.count("stage_started") == 2
         assert events.count("stage_completed") == 2
         assert events[0] == "request_created"
@@ -182,11 +211,15 @@ class TestSamplePolicy:
     async def test_a_small_amount_skips_the_director(self, embedded: Embedded) -> None:
         t = embedded.tokens
         async with embedded.client() as client:
-            created = await create(client, t["registry"], "CR-small", district="D2", amount=20)
+            created = await create(
+                client, t["registry"], "CR-small", district="D2", amount=20
+            )
             request_id = created["request_id"]
 
             decided = await approve(
-                client, t["bob"], (await my_open_task(client, t["bob"], request_id))["id"]
+                client,
+                t["bob"],
+                (await my_open_task(client, t["bob"], request_id))["id"],
             )
             events = await timeline(client, t["registry"], request_id)
 
@@ -214,23 +247,35 @@ class TestRacingDecisionsOnSqlite:
                         "mode": "any-n",
                         "mode_value": 1,
                         "rules": [
-                            {"rule_type": "user", "rule_value": {"user_id": o}} for o in OFFICERS
+                            {"rule_type": "user", "rule_value": {"user_id": o}}
+                            for o in OFFICERS
                         ],
                     },
                     {
                         "stage_order": 2,
                         "name": "Director",
                         "mode": "all",
-                        "rules": [{"rule_type": "user", "rule_value": {"user_id": "carol"}}],
+                        "rules": [
+                            {"rule_type": "user", "rule_value": {"user_id": "carol"}}
+                        ],
                     },
                 ],
             }
-            assert (await client.post("/v1/policies", json=policy, headers=t["admin"])).status_code == 201
-            activated = await client.post(f"/v1/policies/{key}/versions/1/activate", headers=t["admin"])
+            assert (
+                await client.post("/v1/policies", json=policy, headers=t["admin"])
+            ).status_code == 201
+            activated = await client.post(
+                f"/v1/policies/{key}/versions/1/activate", headers=t["admin"]
+            )
             assert activated.status_code == 200, activated.text
             created = await client.post(
                 "/v1/requests",
-                json={"policy_key": key, "artifact_type": key, "artifact_id": "R-1", "context": {}},
+                json={
+                    "policy_key": key,
+                    "artifact_type": key,
+                    "artifact_id": "R-1",
+                    "context": {},
+                },
                 headers=t["registry"],
             )
             assert created.status_code == 201, created.text
@@ -249,17 +294,21 @@ class TestRacingDecisionsOnSqlite:
             )
             events = await timeline(client, t["registry"], request_id)
             stage_two = await client.get(
-                "/v1/tasks", params={"assignee": "*", "request_id": request_id, "status": "open"},
+                "/v1/tasks",
+                params={"assignee": "*", "request_id": request_id, "status": "open"},
                 headers=t["admin"],
             )
 
         assert Counter(r.status_code for r in responses) == Counter({201: 1, 409: 4}), [
             r.text for r in responses
         ]
-        assert {r.json()["code"] for r in responses if r.status_code == 409} == {"invalid_state"}
+        assert {r.json()["code"] for r in responses if r.status_code == 409} == {
+            "invalid_state"
+        }
         assert events.count("decision_recorded") == 1
         assert events.count("stage_completed") == 1
         assert events.count("stage_started") == 2
-        assert [(task["assignee"], task["stage_order"]) for task in stage_two.json()["items"]] == [
-            ("carol", 2)
-        ]
+        assert [
+            (task["assignee"], task["stage_order"])
+            for task in stage_two.json()["items"]
+        ] == [("carol", 2)]

@@ -19,8 +19,11 @@ from countersign.audit import endpoints as audit_endpoints
 from countersign.config import Settings, get_settings
 from countersign.db import create_engine
 from countersign.delegations import endpoints as delegation_endpoints
+from countersign.directory import endpoints as directory_endpoints
 from countersign.directory.base import Directory
+from countersign.directory.cache import CachedDirectory, close_directory
 from countersign.directory.file import EmptyDirectory, FileDirectory
+from countersign.directory.keycloak import KeycloakDirectory
 from countersign.directory.resolver import ApproverResolver
 from countersign.identity.dependencies import build_verifier
 from countersign.kit import metrics
@@ -55,13 +58,25 @@ def _api_router(settings: Settings) -> APIRouter:
     router.include_router(delegation_endpoints.router)
     router.include_router(webhook_endpoints.router)
     router.include_router(audit_endpoints.router)
+    router.include_router(directory_endpoints.router)
     router.include_router(operations_endpoints.router)
     if settings.test_hooks:
         router.include_router(test_hooks.router)
     return router
 
 
-def build_directory(settings: Settings) -> Directory:
+def build_directory(
+    settings: Settings, http_client: httpx.AsyncClient | None = None
+) -> Directory:
+    """Keycloak when COUNTERSIGN_KEYCLOAK_URL is set (cached per rule), else the directory file.
+
+    Without `http_client` the Keycloak directory opens its own; `close_directory` releases it.
+    """
+    if settings.keycloak_url:
+        return CachedDirectory(
+            KeycloakDirectory(settings, http_client),
+            settings.directory_cache_seconds,
+        )
     if settings.directory_file is not None:
         return FileDirectory(Path(settings.directory_file))
     return EmptyDirectory()
@@ -112,6 +127,8 @@ def create_app(
             if isinstance(queue, ArqQueue):
                 await queue.close()
             await runtime.close()
+            await close_directory(resolver.directory)
+            await close_directory(app.state.resolver.directory)
             await http_client.aclose()
             await engine.dispose()
 

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     keycloak_realm: str = ""
     keycloak_client_id: str = ""
     keycloak_client_secret: SecretStr = SecretStr("")
+    # Timeout of each Keycloak call (service-account token and admin API reads), in seconds.
+    keycloak_timeout_seconds: float = Field(default=5.0, gt=0)
+    # How long the users resolved for one role/group rule are reused before the directory is
+    # asked again (0 = every resolution asks). Only the Keycloak directory is cached.
+    directory_cache_seconds: float = Field(default=60.0, ge=0)
 
     directory_file: Path | None = None
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from countersign.models import Decision
 from tests.fixtures.client import TokenFactory, bearer
 from tests.fixtures.flows import create_request, publish, stage
-from tests.fixtures.server import live_server, server  # noqa: F401  (fixtures)
+from tests.fixtures.server import live_server_fixture, server_fixture  # noqa: F401
 
 Body = dict[str, Any]
 Headers = dict[str, str]
@@ -64,7 +64,9 @@ async def decide_all_at_once(
     )
 
 
-async def events(client: httpx.AsyncClient, admin: Headers, request_id: str) -> list[Body]:
+async def events(
+    client: httpx.AsyncClient, admin: Headers, request_id: str
+) -> list[Body]:
     response = await client.get(f"/v1/requests/{request_id}/events", headers=admin)
     assert response.status_code == 200, response.text
     result: list[Body] = response.json()
@@ -84,7 +86,9 @@ async def assert_chain_verifies(
     assert [e["sequence"] for e in timeline] == list(range(1, len(timeline) + 1))
 
 
-async def all_tasks(client: httpx.AsyncClient, admin: Headers, request_id: str) -> list[Body]:
+async def all_tasks(
+    client: httpx.AsyncClient, admin: Headers, request_id: str
+) -> list[Body]:
     response = await client.get(
         "/v1/tasks",
         params={"assignee": "*", "request_id": request_id, "page_size": 100},
@@ -153,7 +157,10 @@ class TestAnyNStageRace:
         await publish(
             server,
             admin_headers,
-            [stage(1, APPROVERS, mode="any-n", mode_value=1), stage(2, ["dir-1", "dir-2"])],
+            [
+                stage(1, APPROVERS, mode="any-n", mode_value=1),
+                stage(2, ["dir-1", "dir-2"]),
+            ],
             key=key,
         )
         request_id, tasks = await start(server, token, key)
@@ -173,7 +180,11 @@ class TestAnyNStageRace:
         started = of_type(timeline, "stage_started")
         assert [e["payload"]["stage_order"] for e in started] == [1, 2]
         assert len(of_type(timeline, "decision_recorded")) == 1
-        stage_two = [t for t in await all_tasks(server, admin_headers, request_id) if t["stage_order"] == 2]
+        stage_two = [
+            t
+            for t in await all_tasks(server, admin_headers, request_id)
+            if t["stage_order"] == 2
+        ]
         assert sorted(t["assignee"] for t in stage_two) == ["dir-1", "dir-2"]
         assert {t["status"] for t in stage_two} == {"open"}
         await assert_chain_verifies(server, admin_headers, request_id)
@@ -190,7 +201,9 @@ class TestSameDecisionPostedTenTimes:
         key = unique_key("race.double_submit")
         # `all` with two approvers: alice's decision leaves the stage active, so every 409 below
         # comes from the task already being decided, not from the request being finished.
-        await publish(server, admin_headers, [stage(1, ["alice", "bob"], mode="all")], key=key)
+        await publish(
+            server, admin_headers, [stage(1, ["alice", "bob"], mode="all")], key=key
+        )
         request_id, tasks = await start(server, token, key)
         alice_task = next(t["id"] for t in tasks if t["assignee"] == "alice")
 
@@ -198,16 +211,25 @@ class TestSameDecisionPostedTenTimes:
             server, token, [("alice", alice_task, "approve")] * 10
         )
 
-        assert statuses(responses) == Counter({201: 1, 409: 9}), [r.text for r in responses]
+        assert statuses(responses) == Counter({201: 1, 409: 9}), [
+            r.text for r in responses
+        ]
         assert_losers_are_invalid_state(responses)
         decisions = await decisions_of(session, request_id)
         assert [(d.actor, str(d.task_id)) for d in decisions] == [("alice", alice_task)]
         timeline = await events(server, admin_headers, request_id)
         assert len(of_type(timeline, "decision_recorded")) == 1
         assert of_type(timeline, "stage_completed") == []
-        request = (await server.get(f"/v1/requests/{request_id}", headers=admin_headers)).json()
+        request = (
+            await server.get(f"/v1/requests/{request_id}", headers=admin_headers)
+        ).json()
         assert request["status"] == "in_review"
-        assert request["stages"][0]["counts"] == {"approve": 1, "reject": 0, "abstain": 0, "open": 1}
+        assert request["stages"][0]["counts"] == {
+            "approve": 1,
+            "reject": 0,
+            "abstain": 0,
+            "open": 1,
+        }
         await assert_chain_verifies(server, admin_headers, request_id)
 
 
@@ -240,9 +262,16 @@ class TestAllModeRace:
         assert len(of_type(timeline, "stage_completed")) == 1
         assert len(of_type(timeline, "decision_recorded")) == 5
         assert timeline[-1]["event_type"] == "request_approved"
-        request = (await server.get(f"/v1/requests/{request_id}", headers=admin_headers)).json()
+        request = (
+            await server.get(f"/v1/requests/{request_id}", headers=admin_headers)
+        ).json()
         assert request["status"] == "approved"
-        assert request["stages"][0]["counts"] == {"approve": 5, "reject": 0, "abstain": 0, "open": 0}
+        assert request["stages"][0]["counts"] == {
+            "approve": 5,
+            "reject": 0,
+            "abstain": 0,
+            "open": 0,
+        }
         await assert_chain_verifies(server, admin_headers, request_id)
 
 
@@ -267,7 +296,12 @@ class TestQuorumRace:
         # outcome does not.
         key = unique_key("race.quorum")
         approvers = APPROVERS[:6]
-        await publish(server, admin_headers, [stage(1, approvers, mode="quorum", mode_value=3)], key=key)
+        await publish(
+            server,
+            admin_headers,
+            [stage(1, approvers, mode="quorum", mode_value=3)],
+            key=key,
+        )
         request_id, tasks = await start(server, token, key)
         action_of = {
             person: "approve" if n < approvals else "reject"
@@ -283,9 +317,7 @@ class TestQuorumRace:
 
         assert set(statuses(responses)) <= {201, 409}, [r.text for r in responses]
         assert_losers_are_invalid_state(responses)
-        landed = Counter(
-            r.json()["action"] for r in responses if r.status_code == 201
-        )
+        landed = Counter(r.json()["action"] for r in responses if r.status_code == 201)
         if outcome == "approved":
             assert landed["approve"] == 3
             assert landed["reject"] <= rejections
@@ -313,7 +345,9 @@ class TestQuorumRace:
             "open": 6 - sum(landed.values()),
         }
         assert len(of_type(timeline, f"request_{outcome}")) == 1
-        request = (await server.get(f"/v1/requests/{request_id}", headers=admin_headers)).json()
+        request = (
+            await server.get(f"/v1/requests/{request_id}", headers=admin_headers)
+        ).json()
         assert request["status"] == outcome
         assert request["stages"][0]["status"] == outcome
         assert request["stages"][0]["counts"] == expected_counts

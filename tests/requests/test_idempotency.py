@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from countersign.kit import idempotency
@@ -24,7 +24,7 @@ from countersign.kit.clock import now
 from countersign.models import ApprovalRequest, IdempotencyKey
 from tests.fixtures.client import TokenFactory, bearer
 from tests.fixtures.flows import publish, stage
-from tests.fixtures.server import live_server, server  # noqa: F401  (fixtures)
+from tests.fixtures.server import live_server_fixture, server_fixture  # noqa: F401
 
 Body = dict[str, Any]
 Headers = dict[str, str]
@@ -268,9 +268,13 @@ class TestKeyFormat:
         caller = bearer(token("registry-svc", azp="registry"))
 
         too_long = await post(client, caller, "k" * 256, request_body("cr-1"))
-        quoted_too_long = await post(client, caller, f'"{"k" * 256}"', request_body("cr-1"))
+        quoted_too_long = await post(
+            client, caller, f'"{"k" * 256}"', request_body("cr-1")
+        )
         longest = await post(client, caller, "k" * 255, request_body("cr-2"))
-        quoted_longest = await post(client, caller, f'"{"q" * 255}"', request_body("cr-3"))
+        quoted_longest = await post(
+            client, caller, f'"{"q" * 255}"', request_body("cr-3")
+        )
 
         assert too_long.status_code == 422
         assert problem_code(too_long) == "validation_failed"
@@ -335,7 +339,9 @@ class TestExpiry:
                 key=key,
                 method="POST",
                 path="/requests",
-                fingerprint=idempotency.fingerprint(json.dumps(request_body()).encode()),
+                fingerprint=idempotency.fingerprint(
+                    json.dumps(request_body()).encode()
+                ),
                 status="completed",
                 response_status=201,
                 response_headers={"Content-Type": "application/json"},
@@ -349,8 +355,12 @@ class TestExpiry:
     async def test_purge_expired_deletes_keys_past_their_retention_only(
         self, session: AsyncSession
     ) -> None:
-        await self._store(session, key="old", expires_in=timedelta(minutes=-1), body=b"{}")
-        await self._store(session, key="fresh", expires_in=timedelta(hours=1), body=b"{}")
+        await self._store(
+            session, key="old", expires_in=timedelta(minutes=-1), body=b"{}"
+        )
+        await self._store(
+            session, key="fresh", expires_in=timedelta(hours=1), body=b"{}"
+        )
 
         purged = await idempotency.purge_expired(session)
         await session.commit()
@@ -368,8 +378,12 @@ class TestExpiry:
         await publish(client, admin_headers, [stage(1, ["alice"])], key=KEY)
         caller = bearer(token("registry-svc", azp="registry"))
         stale = b'{"request_id":"stale"}'
-        await self._store(session, key="old", expires_in=timedelta(seconds=-1), body=stale)
-        await self._store(session, key="live", expires_in=timedelta(hours=1), body=stale)
+        await self._store(
+            session, key="old", expires_in=timedelta(seconds=-1), body=stale
+        )
+        await self._store(
+            session, key="live", expires_in=timedelta(hours=1), body=stale
+        )
 
         expired = await post(client, caller, "old", request_body())
         live = await post(client, caller, "live", request_body())
@@ -405,7 +419,9 @@ class TestConcurrentDuplicates:
             *(post(server, caller, "burst", request_body()) for _ in range(self.N))
         )
 
-        assert {r.status_code for r in responses} <= {201, 409}, [r.text for r in responses]
+        assert {r.status_code for r in responses} <= {201, 409}, [
+            r.text for r in responses
+        ]
         for response in responses:
             if response.status_code == 409:
                 assert problem_code(response) == "idempotency_in_flight"
@@ -431,9 +447,7 @@ class TestConcurrentDuplicates:
         await publish(server, admin_headers, [stage(1, ["alice"])], key=KEY)
         caller = bearer(token("registry-svc", azp="registry"))
         odd = self.N // 2
-        bodies = [
-            request_body("cr-odd" if n == odd else "cr-1") for n in range(self.N)
-        ]
+        bodies = [request_body("cr-odd" if n == odd else "cr-1") for n in range(self.N)]
 
         responses = await asyncio.gather(
             *(post(server, caller, "burst", body) for body in bodies)

@@ -179,6 +179,41 @@ class TestAnyN:
         assert (await flow.task_status(request_id))[(1, "carol")] == "skipped"
 
 
+class TestThresholdAboveTheApprovers:
+    """A role can resolve fewer people than the stage needs: the stage cannot be approved."""
+
+    @pytest.mark.parametrize("mode", ["any-n", "quorum"])
+    async def test_the_stage_rejects_as_it_starts_instead_of_asking_for_votes(
+        self, flow: Flow, mode: str
+    ) -> None:
+        # `registry:checker` is dave alone; two approvals can never happen.
+        await flow.publish(
+            [
+                stage(
+                    1,
+                    [],
+                    mode=mode,
+                    mode_value=2,
+                    rules=[role_rule("registry:checker")],
+                ),
+                stage(2, ["carol"]),
+            ]
+        )
+
+        created = await flow.start()
+
+        assert created["status"] == "rejected"
+        request_id = created["request_id"]
+        assert await flow.stage_status(request_id) == {1: "rejected", 2: "cancelled"}
+        assert await flow.task_status(request_id) == {(1, "dave"): "skipped"}
+        assert (await flow.event_types(request_id))[1:] == [
+            "stage_started",
+            "stage_quorum_skipped",
+            "stage_completed",
+            "request_rejected",
+        ]
+
+
 class TestQuorum:
     async def test_two_of_three_approve_despite_one_rejection(self, flow: Flow) -> None:
         request_id = await one_stage(

@@ -128,6 +128,36 @@ class TestEvents:
             "on_behalf_of": None,
         }
 
+    async def test_stage_completed_carries_the_outcome_and_the_tally_it_settled_on(
+        self, flow: Flow
+    ) -> None:
+        request_id = await finished_two_stage_request(flow)
+
+        completed = await flow.events_of(request_id, "stage_completed")
+        stages = (await flow.request(request_id))["stages"]
+
+        assert [
+            (e["payload"]["stage_order"], e["payload"]["outcome"]) for e in completed
+        ] == [
+            (1, "approved"),
+            (2, "approved"),
+        ]
+        # bob was still open when alice's approval settled stage 1; his task was then skipped,
+        # so the request view, read afterwards, no longer counts it.
+        assert completed[0]["payload"]["counts"] == {
+            "approve": 1,
+            "reject": 0,
+            "abstain": 0,
+            "open": 1,
+        }
+        assert stages[0]["counts"] == {
+            "approve": 1,
+            "reject": 0,
+            "abstain": 0,
+            "open": 0,
+        }
+        assert completed[1]["payload"]["counts"] == stages[1]["counts"]
+
     async def test_request_created_records_the_pinned_policy_and_the_caller(
         self, flow: Flow
     ) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from countersign.models import Decision
 from tests.fixtures.client import TokenFactory, bearer
 from tests.fixtures.flows import create_request, decide, publish, stage
-from tests.fixtures.server import live_server, server  # noqa: F401  (fixtures)
+from tests.fixtures.server import live_server_fixture, server_fixture  # noqa: F401
 
 Body = dict[str, Any]
 Headers = dict[str, str]
@@ -49,7 +49,9 @@ async def start(
 async def bulk(
     client: httpx.AsyncClient, headers: Headers, items: list[Body]
 ) -> httpx.Response:
-    return await client.post("/v1/tasks/decisions", json={"decisions": items}, headers=headers)
+    return await client.post(
+        "/v1/tasks/decisions", json={"decisions": items}, headers=headers
+    )
 
 
 def item(task_id: str, action: str = "approve", comment: str | None = None) -> Body:
@@ -69,10 +71,18 @@ async def assert_consistent(
     verify = await client.get(f"/v1/requests/{request_id}/events/verify", headers=admin)
     assert verify.status_code == 200, verify.text
     assert verify.json()["valid"] is True, verify.json()
-    timeline = (await client.get(f"/v1/requests/{request_id}/events", headers=admin)).json()
+    timeline = (
+        await client.get(f"/v1/requests/{request_id}/events", headers=admin)
+    ).json()
     assert [e["sequence"] for e in timeline] == list(range(1, len(timeline) + 1))
-    recorded = [e["payload"]["action"] for e in timeline if e["event_type"] == "decision_recorded"]
-    request: Body = (await client.get(f"/v1/requests/{request_id}", headers=admin)).json()
+    recorded = [
+        e["payload"]["action"]
+        for e in timeline
+        if e["event_type"] == "decision_recorded"
+    ]
+    request: Body = (
+        await client.get(f"/v1/requests/{request_id}", headers=admin)
+    ).json()
     counts = {"approve": 0, "reject": 0, "abstain": 0}
     for stage_out in request["stages"]:
         for action in counts:
@@ -82,7 +92,10 @@ async def assert_consistent(
 
 
 def assert_each_item_atomic(
-    results: list[Body], items: list[Body], decided_before: set[str], decided_after: set[str]
+    results: list[Body],
+    items: list[Body],
+    decided_before: set[str],
+    decided_after: set[str],
 ) -> None:
     """201 items wrote exactly their decision; every other item wrote nothing."""
     assert [r["task_id"] for r in results] == [i["task_id"] for i in items]
@@ -107,7 +120,12 @@ class TestMixedBatch:
         admin_headers: Headers,
         token: TokenFactory,
     ) -> None:
-        await publish(client, admin_headers, [stage(1, ["alice", "bob"], mode="all")], key="bulk.all")
+        await publish(
+            client,
+            admin_headers,
+            [stage(1, ["alice", "bob"], mode="all")],
+            key="bulk.all",
+        )
         await publish(
             client,
             admin_headers,
@@ -118,12 +136,16 @@ class TestMixedBatch:
         )
         request_a, tasks_a = await start(client, token, "bulk.all", "A")
         request_b, tasks_b = await start(client, token, "bulk.all", "B")
-        assert (await decide(client, token("alice"), tasks_b["alice"])).status_code == 201
+        assert (
+            await decide(client, token("alice"), tasks_b["alice"])
+        ).status_code == 201
         unknown = str(uuid.uuid4())
         items = [
             item(tasks_a["alice"], comment="fine"),
             item(unknown),
-            item(tasks_a["bob"]),  # bob's task: alice may see the request but not act on it
+            item(
+                tasks_a["bob"]
+            ),  # bob's task: alice may see the request but not act on it
             item(tasks_b["alice"]),  # already decided
             item(tasks_a["alice"], "reject"),  # decided by the first item of this batch
         ]
@@ -136,9 +158,16 @@ class TestMixedBatch:
         assert [r["status"] for r in results] == [201, 404, 403, 409, 409]
         assert_each_item_atomic(results, items, before, await decided_task_ids(session))
         first = results[0]["decision"]
-        assert (first["actor"], first["action"], first["comment"]) == ("alice", "approve", "fine")
+        assert (first["actor"], first["action"], first["comment"]) == (
+            "alice",
+            "approve",
+            "fine",
+        )
         assert (first["request_id"], first["stage_order"]) == (request_a, 1)
-        assert (first["request_status"], first["stage_status"]) == ("in_review", "active")
+        assert (first["request_status"], first["stage_status"]) == (
+            "in_review",
+            "active",
+        )
         assert [r["problem"]["code"] for r in results[1:]] == [
             "task_not_found",
             "forbidden",
@@ -148,7 +177,12 @@ class TestMixedBatch:
         for result in results[1:]:
             assert result["problem"]["errorCode"].startswith("AWE-")
         request = await assert_consistent(client, admin_headers, request_a)
-        assert request["stages"][0]["counts"] == {"approve": 1, "reject": 0, "abstain": 0, "open": 1}
+        assert request["stages"][0]["counts"] == {
+            "approve": 1,
+            "reject": 0,
+            "abstain": 0,
+            "open": 1,
+        }
         await assert_consistent(client, admin_headers, request_b)
 
     async def test_separation_of_duties_refuses_an_item_with_403(
@@ -166,8 +200,12 @@ class TestMixedBatch:
             forbid_self_approval=True,
         )
         # alice is the requester of the first request: SoD removes her there; she decides the other.
-        mine, mine_tasks = await start(client, token, "bulk.sod", "S-1", requester="bob")
-        theirs, theirs_tasks = await start(client, token, "bulk.sod", "S-2", requester="carol")
+        mine, mine_tasks = await start(
+            client, token, "bulk.sod", "S-1", requester="bob"
+        )
+        theirs, theirs_tasks = await start(
+            client, token, "bulk.sod", "S-2", requester="carol"
+        )
         assert "bob" not in mine_tasks
         items = [item(mine_tasks["alice"]), item(theirs_tasks["bob"])]
 
@@ -203,8 +241,12 @@ class TestAtomicity:
             ],
             key="bulk.broken",
         )
-        first, first_tasks = await start(client, token, "bulk.broken", "F-1", context={"zero": 0})
-        second, second_tasks = await start(client, token, "bulk.broken", "F-2", context={"zero": 0})
+        first, first_tasks = await start(
+            client, token, "bulk.broken", "F-1", context={"zero": 0}
+        )
+        second, second_tasks = await start(
+            client, token, "bulk.broken", "F-2", context={"zero": 0}
+        )
         items = [
             item(first_tasks["alice"], "approve"),
             item(first_tasks["alice"], "reject", comment="second thoughts"),
@@ -267,7 +309,9 @@ class TestConcurrentBatches:
         # Each item locks its request until the batch commits. Two batches over the same requests
         # in opposite orders must not deadlock each other into a 500.
         key = f"bulk.race.{uuid.uuid4().hex[:8]}"
-        await publish(server, admin_headers, [stage(1, ["alice", "bob"], mode="all")], key=key)
+        await publish(
+            server, admin_headers, [stage(1, ["alice", "bob"], mode="all")], key=key
+        )
         started = [await start(server, token, key, f"R-{n}") for n in range(20)]
         alice_items = [item(tasks["alice"]) for _, tasks in started]
         bob_items = [item(tasks["bob"]) for _, tasks in reversed(started)]

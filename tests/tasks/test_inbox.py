@@ -44,7 +44,12 @@ class World:
 async def build_world(
     client: httpx.AsyncClient, admin: Headers, token: TokenFactory
 ) -> World:
-    await publish(client, admin, [stage(1, ["alice", "bob", "carol"], mode="all")], key=CHANGE_REQUEST)
+    await publish(
+        client,
+        admin,
+        [stage(1, ["alice", "bob", "carol"], mode="all")],
+        key=CHANGE_REQUEST,
+    )
     await publish(client, admin, [stage(1, ["alice", "dave"])], key=TRANSFER)
     creator = bearer(token(CREATOR, azp="registry"))
     ids: list[str] = []
@@ -130,7 +135,10 @@ class TestOwnInbox:
     ) -> None:
         page = await inbox(client, bearer(token("bob")))
 
-        assert who_what(page) == {("bob", "CR-1001", "completed"), ("bob", "CR-1002", "open")}
+        assert who_what(page) == {
+            ("bob", "CR-1001", "completed"),
+            ("bob", "CR-1002", "open"),
+        }
         completed = next(t for t in page["items"] if t["status"] == "completed")
         assert completed["decision_action"] == "approve"
         assert completed["completed_at"] is not None
@@ -154,7 +162,10 @@ class TestFilters:
         spaced = await inbox(client, bob, status=" completed , claimed ")
 
         assert who_what(only_open) == {("bob", "CR-1002", "open")}
-        assert who_what(both) == {("bob", "CR-1001", "completed"), ("bob", "CR-1002", "open")}
+        assert who_what(both) == {
+            ("bob", "CR-1001", "completed"),
+            ("bob", "CR-1002", "open"),
+        }
         assert who_what(spaced) == {("bob", "CR-1001", "completed")}
 
     async def test_an_unknown_status_is_422(
@@ -177,7 +188,10 @@ class TestFilters:
         nothing = await inbox(client, alice, policy_key="no.such.policy")
 
         assert who_what(by_type) == {("alice", "PAY-7", "open")}
-        assert who_what(by_policy) == {("alice", "CR-1001", "open"), ("alice", "CR-1002", "open")}
+        assert who_what(by_policy) == {
+            ("alice", "CR-1001", "open"),
+            ("alice", "CR-1002", "open"),
+        }
         assert nothing["items"] == []
         assert nothing["total"] == 0
 
@@ -229,7 +243,11 @@ class TestPaging:
             )
             assert created.status_code == 201, created.text
             ids.append(
-                next(t["id"] for t in created.json()["tasks"] if t["assignee"] == "walker")
+                next(
+                    t["id"]
+                    for t in created.json()["tasks"]
+                    if t["assignee"] == "walker"
+                )
             )
         return ids
 
@@ -243,8 +261,20 @@ class TestPaging:
         last = await inbox(client, walker, page=3, page_size=3)
         beyond = await inbox(client, walker, page=4, page_size=3)
 
-        assert set(first) == {"items", "total", "page", "page_size", "pages", "next_cursor"}
-        assert (first["total"], first["page"], first["page_size"], first["pages"]) == (7, 1, 3, 3)
+        assert set(first) == {
+            "items",
+            "total",
+            "page",
+            "page_size",
+            "pages",
+            "next_cursor",
+        }
+        assert (first["total"], first["page"], first["page_size"], first["pages"]) == (
+            7,
+            1,
+            3,
+            3,
+        )
         assert len(first["items"]) == 3
         assert first["next_cursor"] is not None
         assert (last["page"], len(last["items"]), last["next_cursor"]) == (3, 1, None)
@@ -261,7 +291,12 @@ class TestPaging:
     ) -> None:
         page = await inbox(client, bearer(token("alice")))
 
-        assert (page["page"], page["page_size"], page["pages"], page["total"]) == (1, 25, 1, 3)
+        assert (page["page"], page["page_size"], page["pages"], page["total"]) == (
+            1,
+            25,
+            1,
+            3,
+        )
 
     @pytest.mark.parametrize(
         "params",
@@ -270,7 +305,9 @@ class TestPaging:
     async def test_out_of_range_paging_is_422(
         self, client: httpx.AsyncClient, token: TokenFactory, params: Body
     ) -> None:
-        response = await client.get("/v1/tasks", params=params, headers=bearer(token("alice")))
+        response = await client.get(
+            "/v1/tasks", params=params, headers=bearer(token("alice"))
+        )
 
         assert response.status_code == 422
         assert response.json()["code"] == "validation_failed"
@@ -302,7 +339,9 @@ class TestPaging:
         assert sorted(t["id"] for t in walked) == sorted(ids)
         assert len(walked) == len(ids)
         assert walked == newest_first(walked)
-        assert [t["artifact_id"] for t in walked] == [f"W-{n}" for n in reversed(range(7))]
+        assert [t["artifact_id"] for t in walked] == [
+            f"W-{n}" for n in reversed(range(7))
+        ]
 
     async def test_a_cursor_walk_with_a_filter_keeps_the_filter(
         self, client: httpx.AsyncClient, admin_headers: Headers, token: TokenFactory
@@ -317,11 +356,41 @@ class TestPaging:
         page = await inbox(client, walker, page_size=3, status="open")
         walked += page["items"]
         while page["next_cursor"] is not None:
-            page = await inbox(client, walker, page_size=3, status="open", cursor=page["next_cursor"])
+            page = await inbox(
+                client, walker, page_size=3, status="open", cursor=page["next_cursor"]
+            )
             walked += page["items"]
 
         assert sorted(t["id"] for t in walked) == sorted(ids[3:])
         assert walked == newest_first(walked)
+
+    async def test_a_walk_over_mixed_statuses_is_one_newest_first_order(
+        self, client: httpx.AsyncClient, admin_headers: Headers, token: TokenFactory
+    ) -> None:
+        # Statuses interleave in time (open, completed, open, completed...): every page of the
+        # walk must still be the next newest tasks, whatever their status.
+        ids = await self._seven_tasks_for_walker(client, admin_headers, token)
+        for task_id in ids[1::2]:
+            assert (await decide(client, token("walker"), task_id)).status_code == 201
+        walker = bearer(token("walker"))
+
+        for statuses in (None, "open,completed", "completed,open,claimed"):
+            params: Body = {"page_size": 2}
+            if statuses:
+                params["status"] = statuses
+            walked: list[Body] = []
+            page = await inbox(client, walker, **params)
+            walked += page["items"]
+            while page["next_cursor"] is not None:
+                page = await inbox(client, walker, **params, cursor=page["next_cursor"])
+                walked += page["items"]
+
+            assert [t["artifact_id"] for t in walked] == [
+                f"W-{n}" for n in reversed(range(7))
+            ]
+            assert [t["status"] for t in walked] == [
+                "open" if n % 2 == 0 else "completed" for n in reversed(range(7))
+            ]
 
     @pytest.mark.parametrize(
         "cursor",
@@ -349,7 +418,11 @@ class TestPaging:
 class TestOtherPeoplesTasks:
     @pytest.mark.parametrize("assignee", ["*", "bob"])
     async def test_a_plain_user_may_not_list_them(
-        self, client: httpx.AsyncClient, world: World, token: TokenFactory, assignee: str
+        self,
+        client: httpx.AsyncClient,
+        world: World,
+        token: TokenFactory,
+        assignee: str,
     ) -> None:
         response = await client.get(
             "/v1/tasks", params={"assignee": assignee}, headers=bearer(token("alice"))
@@ -370,13 +443,23 @@ class TestOtherPeoplesTasks:
             bobs = await inbox(client, headers, assignee="bob")
 
             assert everyone["total"] == 8
-            assert {t["assignee"] for t in everyone["items"]} == {"alice", "bob", "carol", "dave"}
-            assert who_what(bobs) == {("bob", "CR-1001", "completed"), ("bob", "CR-1002", "open")}
+            assert {t["assignee"] for t in everyone["items"]} == {
+                "alice",
+                "bob",
+                "carol",
+                "dave",
+            }
+            assert who_what(bobs) == {
+                ("bob", "CR-1001", "completed"),
+                ("bob", "CR-1002", "open"),
+            }
 
     async def test_the_creating_principal_sees_every_task_of_its_request(
         self, client: httpx.AsyncClient, world: World
     ) -> None:
-        page = await inbox(client, world.creator, assignee="*", request_id=world.cr_1001)
+        page = await inbox(
+            client, world.creator, assignee="*", request_id=world.cr_1001
+        )
 
         assert who_what(page) == {
             ("alice", "CR-1001", "open"),
@@ -387,10 +470,15 @@ class TestOtherPeoplesTasks:
     async def test_an_approver_sees_completed_tasks_plus_their_own(
         self, client: httpx.AsyncClient, world: World, token: TokenFactory
     ) -> None:
-        page = await inbox(client, bearer(token("alice")), assignee="*", request_id=world.cr_1001)
+        page = await inbox(
+            client, bearer(token("alice")), assignee="*", request_id=world.cr_1001
+        )
 
         # carol's open task stays private.
-        assert who_what(page) == {("alice", "CR-1001", "open"), ("bob", "CR-1001", "completed")}
+        assert who_what(page) == {
+            ("alice", "CR-1001", "open"),
+            ("bob", "CR-1001", "completed"),
+        }
 
     async def test_another_principal_of_the_creating_client_sees_completed_tasks_only(
         self, client: httpx.AsyncClient, world: World, token: TokenFactory
@@ -419,7 +507,10 @@ class TestOtherPeoplesTasks:
     ) -> None:
         page = await inbox(client, bearer(token("dave")), "/v1/awe/tasks", assignee="*")
 
-        assert who_what(page) == {("dave", "PAY-7", "open"), ("bob", "CR-1001", "completed")}
+        assert who_what(page) == {
+            ("dave", "PAY-7", "open"),
+            ("bob", "CR-1001", "completed"),
+        }
 
     async def test_the_awe_alias_with_a_status_follows_the_general_rule(
         self, client: httpx.AsyncClient, world: World, token: TokenFactory
@@ -463,8 +554,12 @@ class TestStats:
     async def test_the_status_filter(
         self, client: httpx.AsyncClient, world: World, token: TokenFactory
     ) -> None:
-        completed = await inbox(client, bearer(token("bob")), "/v1/tasks/stats", status="completed")
-        none = await inbox(client, bearer(token("mallory")), "/v1/tasks/stats", status="open")
+        completed = await inbox(
+            client, bearer(token("bob")), "/v1/tasks/stats", status="completed"
+        )
+        none = await inbox(
+            client, bearer(token("mallory")), "/v1/tasks/stats", status="open"
+        )
 
         assert completed == {
             "total": 1,
@@ -509,7 +604,9 @@ class TestClaim:
     ) -> None:
         task = (await inbox(client, bearer(token("dave"))))["items"][0]
 
-        response = await client.post(f"/v1/tasks/{task['id']}/claim", headers=bearer(token("dave")))
+        response = await client.post(
+            f"/v1/tasks/{task['id']}/claim", headers=bearer(token("dave"))
+        )
 
         assert response.status_code == 200, response.text
         claimed = response.json()
@@ -524,9 +621,13 @@ class TestClaim:
         self, client: httpx.AsyncClient, world: World, token: TokenFactory
     ) -> None:
         task_id = (await inbox(client, bearer(token("dave"))))["items"][0]["id"]
-        first = await client.post(f"/v1/tasks/{task_id}/claim", headers=bearer(token("dave")))
+        first = await client.post(
+            f"/v1/tasks/{task_id}/claim", headers=bearer(token("dave"))
+        )
 
-        again = await client.post(f"/v1/tasks/{task_id}/claim", headers=bearer(token("dave")))
+        again = await client.post(
+            f"/v1/tasks/{task_id}/claim", headers=bearer(token("dave"))
+        )
 
         assert first.status_code == 200
         assert again.status_code == 409
@@ -535,9 +636,13 @@ class TestClaim:
     async def test_claiming_a_completed_task_is_409(
         self, client: httpx.AsyncClient, world: World, token: TokenFactory
     ) -> None:
-        done = (await inbox(client, bearer(token("bob")), status="completed"))["items"][0]
+        done = (await inbox(client, bearer(token("bob")), status="completed"))["items"][
+            0
+        ]
 
-        response = await client.post(f"/v1/tasks/{done['id']}/claim", headers=bearer(token("bob")))
+        response = await client.post(
+            f"/v1/tasks/{done['id']}/claim", headers=bearer(token("bob"))
+        )
 
         assert response.status_code == 409
 
@@ -551,9 +656,13 @@ class TestClaim:
         )
 
         # alice holds a task on the same request: she can see it, but it is not hers.
-        by_colleague = await client.post(f"/v1/tasks/{carol_task}/claim", headers=bearer(token("alice")))
+        by_colleague = await client.post(
+            f"/v1/tasks/{carol_task}/claim", headers=bearer(token("alice"))
+        )
         # mallory cannot even see the request.
-        by_stranger = await client.post(f"/v1/tasks/{carol_task}/claim", headers=bearer(token("mallory")))
+        by_stranger = await client.post(
+            f"/v1/tasks/{carol_task}/claim", headers=bearer(token("mallory"))
+        )
 
         assert by_colleague.status_code == 403
         assert by_colleague.json()["code"] == "forbidden"
@@ -565,7 +674,9 @@ class TestClaim:
     async def test_an_unknown_task_is_404(
         self, client: httpx.AsyncClient, token: TokenFactory
     ) -> None:
-        response = await client.post(f"/v1/tasks/{uuid.uuid4()}/claim", headers=bearer(token("alice")))
+        response = await client.post(
+            f"/v1/tasks/{uuid.uuid4()}/claim", headers=bearer(token("alice"))
+        )
 
         assert response.status_code == 404
         assert response.json()["code"] == "task_not_found"
@@ -574,7 +685,9 @@ class TestClaim:
         self, client: httpx.AsyncClient, world: World, token: TokenFactory
     ) -> None:
         task_id = (await inbox(client, bearer(token("dave"))))["items"][0]["id"]
-        claimed = await client.post(f"/v1/tasks/{task_id}/claim", headers=bearer(token("dave")))
+        claimed = await client.post(
+            f"/v1/tasks/{task_id}/claim", headers=bearer(token("dave"))
+        )
         assert claimed.status_code == 200
 
         decided = await decide(client, token("dave"), task_id)

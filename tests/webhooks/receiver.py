@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -71,7 +72,7 @@ class Call:
                 return value
         return None
 
-    @property
+    @cached_property
     def json(self) -> dict[str, Any]:
         parsed: dict[str, Any] = json.loads(self.body)
         return parsed
@@ -100,6 +101,14 @@ class Call:
 Condition = Callable[[list["Call"]], bool]
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    # A worker opens many connections at once (no keep-alive); the default backlog of 5 would
+    # drop SYNs and add the kernel's one-second retransmit to some deliveries.
+    request_queue_size = 512
+
+
 class Receiver:
     """Records calls and answers them from per-event-type scripts, then with `default`."""
 
@@ -113,7 +122,7 @@ class Receiver:
         self._calls: list[Call] = []
         self._scripts: dict[str | None, deque[Reply]] = {}
         self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -161,9 +170,7 @@ class Receiver:
         return self.delivered()
 
     def start(self) -> Receiver:
-        server = ThreadingHTTPServer((self.host, self.port), self._handler_class())
-        server.daemon_threads = True
-        server.block_on_close = False
+        server = _Server((self.host, self.port), self._handler_class())
         self._server = server
         self.port = server.server_address[1]
         self._thread = threading.Thread(

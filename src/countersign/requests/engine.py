@@ -210,7 +210,8 @@ async def start_stage(
     """Resolve a pending (or resolving) stage and create its tasks.
 
     Leaves the stage `active`, `skipped`, `resolving` (an outside system failed: retried later) or
-    `rejected` (`on_empty: block` with nobody resolved). Returns the tasks it created.
+    `rejected` (`on_empty: block` with nobody resolved, or fewer approvers than the mode needs).
+    Returns the tasks it created. The caller moves the request on (`advance`).
     """
     request, policy = ctx.request, ctx.policy
     policy_stage = _policy_stage(policy, stage)
@@ -347,6 +348,9 @@ async def start_stage(
             ],
         },
     )
+    # A stage can be decided as it starts: a role that resolved fewer people than its N can never
+    # approve it, and nobody should be asked to vote for nothing. The caller moves the request on.
+    await _conclude_stage(ctx, stage, actor)
     return tasks
 
 
@@ -435,8 +439,8 @@ async def advance(ctx: Context, actor: str) -> list[Task]:
             if stage.status == "pending":
                 created.extend(await start_stage(ctx, stage, stages, actor))
             if stage.status == "rejected":
-                # An `on_empty: block` stage has already rejected the request: starting its
-                # parallel siblings would only hand out tasks that are skipped at once.
+                # The stage rejected as it started (`on_empty: block`, or too few approvers for
+                # its N): starting its parallel siblings would only hand out tasks skipped at once.
                 break
         await ctx.session.flush()
     return created
@@ -508,6 +512,19 @@ async def settle_stage(
     ctx: Context, stage: RequestStage, actor: str
 ) -> domain.StageOutcome:
     """Evaluate an active stage; when decided, close it and move the request on."""
+    outcome = await _conclude_stage(ctx, stage, actor)
+    if outcome is not domain.StageOutcome.PENDING:
+        await advance(ctx, actor)
+    return outcome
+
+
+async def _conclude_stage(
+    ctx: Context, stage: RequestStage, actor: str
+) -> domain.StageOutcome:
+    """Evaluate an active stage and, when decided, close it (tasks skipped, events written).
+
+    Does not move the request on: `settle_stage` does, and `advance` loops by itself.
+    """
     if stage.status != "active":
         return domain.StageOutcome.PENDING
     tasks = await ctx.repository.list_tasks(ctx.request.id, stage_ids=[stage.id])
@@ -520,6 +537,8 @@ async def settle_stage(
     )
     if outcome is domain.StageOutcome.PENDING:
         return outcome
+    # The tally the stage settled on: `open` counts the tasks that are now skipped (listed by the
+    # stage_quorum_skipped event); RequestOut, read later, counts them no more.
     counts = stage_counts(tasks)
     stage.status = "approved" if outcome is domain.StageOutcome.APPROVED else "rejected"
     stage.completed_at = now()
@@ -549,7 +568,6 @@ async def settle_stage(
             "counts": counts,
         },
     )
-    await advance(ctx, actor)
     return outcome
 
 

@@ -30,11 +30,9 @@ from countersign.requests.schemas import (
     TaskStats,
 )
 from countersign.tasks import service as task_service
-from countersign.tasks.repository import TaskFilter, TaskRepository
+from countersign.tasks.repository import TASK_STATUSES, TaskFilter, TaskRepository
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
-
-TASK_STATUSES = ("open", "claimed", "completed", "skipped", "expired", "reassigned")
 
 
 def _is_awe_alias(request: Request) -> bool:

@@ -1,4 +1,10 @@
-"""Inbox queries: one indexed keyset query per page (assignee, status, created_at, id)."""
+"""Inbox queries: one indexed keyset query per page (assignee, status, created_at, id).
+
+An inbox page is the hottest read of the service, so its statements are built once per shape
+(which filters are present, how many statuses) with bound parameters, and reused: building a
+SQLAlchemy statement with its subqueries costs far more Python time than PostgreSQL spends
+running it.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +12,30 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
+    String,
+    Uuid,
+    bindparam,
     exists,
     func,
     literal_column,
     or_,
     select,
     tuple_,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
+from countersign.db import UtcDateTime
 from countersign.models import ApprovalRequest, Policy, Task
+
+TASK_STATUSES = ("open", "claimed", "completed", "skipped", "expired", "reassigned")
 
 
 @dataclass(frozen=True)
@@ -37,32 +53,188 @@ class TaskFilter:
     search_text: str | None = None
 
 
-def _context_matches(dialect: str, needle: str) -> ColumnElement[bool]:
-    """Case-insensitive match on the request's artifact id or any top-level context value."""
-    pattern = f"%{needle.lower()}%"
-    if dialect == "postgresql":
-        each = (
-            func.jsonb_each_text(ApprovalRequest.context)
-            .table_valued("key", "value")
-            .alias("ctx")
+def _like_pattern(needle: str) -> str:
+    """`%needle%`, lower-cased, with LIKE's own wildcards in the needle taken literally."""
+    escaped = (
+        needle.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    )
+    return f"%{escaped}%"
+
+
+def _context_matches(dialect: str) -> ColumnElement[bool]:
+    """Case-insensitive match (`:inbox_search`) on the artifact id or any top-level context value."""
+    pattern = bindparam("inbox_search", type_=String())
+    function = func.jsonb_each_text if dialect == "postgresql" else func.json_each
+    each = function(ApprovalRequest.context).table_valued("key", "value").alias("ctx")
+    in_context = exists(
+        select(literal_column("1"))
+        .select_from(each)
+        .where(func.lower(each.c.value).like(pattern, escape="\\"))
+    )
+    return or_(func.lower(Task.artifact_id).like(pattern, escape="\\"), in_context)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What a listing's statement looks like, apart from the values bound into it (`inbox_*`)."""
+
+    dialect: str
+    assignee: bool
+    own_plus_completed: bool
+    request_id: bool
+    statuses: int
+    artifact_type: bool
+    policy_key: bool
+    search: bool
+    after: bool
+    offset: bool
+
+    @classmethod
+    def of(
+        cls,
+        dialect: str,
+        f: TaskFilter,
+        after: tuple[datetime, uuid.UUID] | None,
+        offset: int | None,
+    ) -> _Shape:
+        return cls(
+            dialect=dialect,
+            assignee=f.assignee is not None,
+            own_plus_completed=f.own_plus_completed is not None,
+            request_id=f.request_id is not None,
+            statuses=len(f.statuses),
+            artifact_type=f.artifact_type is not None,
+            policy_key=f.policy_key is not None,
+            search=bool(f.search_text),
+            after=after is not None,
+            offset=bool(offset),
         )
-        in_context = exists(
-            select(literal_column("1"))
-            .select_from(each)
-            .where(func.lower(each.c.value).like(pattern))
+
+    @property
+    def merges_statuses(self) -> bool:
+        """One person's inbox over several statuses (or all): merge one branch per status."""
+        return self.assignee and self.statuses != 1
+
+
+def _conditions(shape: _Shape, *, status: str | None) -> list[ColumnElement[bool]]:
+    """The WHERE clause of a listing; `status` names the one status parameter of a branch."""
+    where: list[ColumnElement[bool]] = []
+    if shape.assignee:
+        where.append(Task.assignee == bindparam("inbox_assignee"))
+    if shape.own_plus_completed:
+        where.append(
+            or_(Task.assignee == bindparam("inbox_own"), Task.status == "completed")
         )
-    else:
-        each = (
-            func.json_each(ApprovalRequest.context)
-            .table_valued("key", "value")
-            .alias("ctx")
+    if shape.request_id:
+        where.append(Task.request_id == bindparam("inbox_request_id", type_=Uuid()))
+    if status is not None:
+        where.append(Task.status == bindparam(status))
+    elif shape.statuses:
+        where.append(Task.status.in_(bindparam("inbox_statuses", expanding=True)))
+    if shape.artifact_type:
+        where.append(Task.artifact_type == bindparam("inbox_artifact_type"))
+    if shape.policy_key:
+        where.append(Task.policy_key == bindparam("inbox_policy_key"))
+    if shape.search:
+        where.append(_context_matches(shape.dialect))
+    if shape.after:
+        where.append(
+            tuple_(Task.created_at, Task.id)
+            < tuple_(
+                bindparam("inbox_after_created_at", type_=UtcDateTime()),
+                bindparam("inbox_after_id", type_=Uuid()),
+            )
         )
-        in_context = exists(
-            select(literal_column("1"))
-            .select_from(each)
-            .where(func.lower(each.c.value).like(pattern))
-        )
-    return or_(func.lower(Task.artifact_id).like(pattern), in_context)
+    return where
+
+
+def _branch(shape: _Shape, *, status: str | None, limit: str) -> Select[Any]:
+    return (
+        select(Task, ApprovalRequest.context)
+        .join(ApprovalRequest, ApprovalRequest.id == Task.request_id)
+        .where(*_conditions(shape, status=status))
+        .order_by(Task.created_at.desc(), Task.id.desc())
+        .limit(bindparam(limit, type_=Integer()))
+    )
+
+
+def _build_page(shape: _Shape) -> Select[Any]:
+    """The one SQL statement of an inbox page of this shape.
+
+    For one person's inbox, (assignee, status, created_at, id) is the index, and a backward scan of
+    it reads exactly one page, however many tasks the person has, when the status is fixed. With
+    several statuses (or none, i.e. all of them) the index is no longer in `created_at` order,
+    and a plain query reads and sorts every task of the person, joining each to its request
+    first. So each status gets its own index-ordered, limited branch, and the page is the merge of
+    the branches (PostgreSQL: Merge Append), which reads at most one page per status.
+    """
+    if not shape.merges_statuses:
+        statement = _branch(shape, status=None, limit="inbox_limit")
+        if shape.offset:
+            statement = statement.offset(bindparam("inbox_offset", type_=Integer()))
+        return statement
+    branches: list[Select[Any]] = []
+    for n in range(shape.statuses or len(TASK_STATUSES)):
+        # Wrapped in a subquery so that ORDER BY/LIMIT inside UNION ALL is valid on SQLite too.
+        branch = _branch(
+            shape, status=f"inbox_status_{n}", limit="inbox_branch_limit"
+        ).subquery()
+        branches.append(select(*branch.c))
+    merged = union_all(*branches).subquery("inbox_page")
+    task = aliased(Task, merged)
+    statement = (
+        select(task, merged.c.context)
+        .order_by(merged.c.created_at.desc(), merged.c.id.desc())
+        .limit(bindparam("inbox_limit", type_=Integer()))
+    )
+    if shape.offset:
+        statement = statement.offset(bindparam("inbox_offset", type_=Integer()))
+    return statement
+
+
+def _build_count(shape: _Shape) -> Select[Any]:
+    # Only a text search needs the request (its context); every task has one (foreign key).
+    inner = select(Task.id)
+    if shape.search:
+        inner = inner.join(ApprovalRequest, ApprovalRequest.id == Task.request_id)
+    inner = inner.where(*_conditions(shape, status=None))
+    return select(func.count()).select_from(inner.subquery())
+
+
+_PAGES: dict[_Shape, Select[Any]] = {}
+_COUNTS: dict[_Shape, Select[Any]] = {}
+
+
+def _parameters(
+    f: TaskFilter,
+    *,
+    after: tuple[datetime, uuid.UUID] | None,
+    offset: int | None,
+    limit: int,
+) -> dict[str, Any]:
+    """Every value a statement of any shape may bind (a statement ignores those it lacks).
+
+    The `inbox_` prefix keeps these apart from the anonymous parameters SQLAlchemy names after
+    columns (`status_1`...): a value passed under such a name would replace a literal.
+    """
+    values: dict[str, Any] = {
+        "inbox_assignee": f.assignee,
+        "inbox_own": f.own_plus_completed,
+        "inbox_request_id": f.request_id,
+        "inbox_artifact_type": f.artifact_type,
+        "inbox_policy_key": f.policy_key,
+        "inbox_limit": limit,
+        "inbox_offset": offset or 0,
+        "inbox_branch_limit": (offset or 0) + limit,
+        "inbox_statuses": list(f.statuses),
+    }
+    if f.search_text:
+        values["inbox_search"] = _like_pattern(f.search_text)
+    if after is not None:
+        values["inbox_after_created_at"], values["inbox_after_id"] = after
+    for n, status in enumerate(f.statuses or TASK_STATUSES):
+        values[f"inbox_status_{n}"] = status
+    return values
 
 
 class TaskRepository:
@@ -73,26 +245,20 @@ class TaskRepository:
     def _dialect(self) -> str:
         return self.session.get_bind().dialect.name
 
-    def _filtered(
-        self, statement: Select[Task, dict[str, object]], f: TaskFilter
-    ) -> Select[Task, dict[str, object]]:
-        if f.assignee is not None:
-            statement = statement.where(Task.assignee == f.assignee)
-        if f.own_plus_completed is not None:
-            statement = statement.where(
-                or_(Task.assignee == f.own_plus_completed, Task.status == "completed")
-            )
-        if f.request_id is not None:
-            statement = statement.where(Task.request_id == f.request_id)
-        if f.statuses:
-            statement = statement.where(Task.status.in_(f.statuses))
-        if f.artifact_type is not None:
-            statement = statement.where(Task.artifact_type == f.artifact_type)
-        if f.policy_key is not None:
-            statement = statement.where(Task.policy_key == f.policy_key)
-        if f.search_text:
-            statement = statement.where(_context_matches(self._dialect, f.search_text))
-        return statement
+    def page_statement(
+        self,
+        f: TaskFilter,
+        *,
+        offset: int | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> tuple[Select[Any], dict[str, Any]]:
+        """The statement of an inbox page and the values to execute it with."""
+        shape = _Shape.of(self._dialect, f, after, offset)
+        statement = _PAGES.get(shape)
+        if statement is None:
+            statement = _PAGES.setdefault(shape, _build_page(shape))
+        return statement, _parameters(f, after=after, offset=offset, limit=limit)
 
     async def page(
         self,
@@ -103,33 +269,21 @@ class TaskRepository:
         limit: int,
     ) -> Sequence[tuple[Task, dict[str, object]]]:
         """Newest first. Each row is the task and its request's context (one join, no N+1)."""
-        statement: Select[Task, dict[str, object]] = (
-            select(Task, ApprovalRequest.context)
-            .join(ApprovalRequest, ApprovalRequest.id == Task.request_id)
-            .order_by(Task.created_at.desc(), Task.id.desc())
-            .limit(limit)
+        statement, parameters = self.page_statement(
+            f, offset=offset, after=after, limit=limit
         )
-        statement = self._filtered(statement, f)
-        if after is not None:
-            statement = statement.where(tuple_(Task.created_at, Task.id) < after)
-        if offset:
-            statement = statement.offset(offset)
-        return (await self.session.execute(statement)).all()
+        rows: Sequence[tuple[Task, dict[str, object]]] = (
+            await self.session.execute(statement, parameters)
+        ).all()
+        return rows
 
     async def count(self, f: TaskFilter) -> int:
-        inner = self._filtered(
-            select(Task, ApprovalRequest.context).join(
-                ApprovalRequest, ApprovalRequest.id == Task.request_id
-            ),
-            f,
-        )
-        return int(
-            (
-                await self.session.execute(
-                    select(func.count()).select_from(inner.subquery())
-                )
-            ).scalar_one()
-        )
+        shape = _Shape.of(self._dialect, f, None, None)
+        statement = _COUNTS.get(shape)
+        if statement is None:
+            statement = _COUNTS.setdefault(shape, _build_count(shape))
+        parameters = _parameters(f, after=None, offset=None, limit=0)
+        return int((await self.session.execute(statement, parameters)).scalar_one())
 
     async def stats(
         self, assignee: str, statuses: Sequence[str]
@@ -143,8 +297,7 @@ class TaskRepository:
         if statuses:
             statement = statement.where(Task.status.in_(statuses))
         return [
-            (a, s, int(n))
-            for a, s, n in (await self.session.execute(statement)).all()
+            (a, s, int(n)) for a, s, n in (await self.session.execute(statement)).all()
         ]
 
     async def lock_requests_of(self, task_ids: Sequence[uuid.UUID]) -> None:

@@ -20,7 +20,7 @@ from countersign.directory.resolver import ApproverResolver, ResolutionFailed
 from countersign.kit.clock import now, rfc3339
 from countersign.models import ApprovalRequest, PolicyStage, RequestStage, Task
 from countersign.requests import engine
-from countersign.requests.repository import RequestRepository
+from countersign.requests.repository import DelegationRepository, RequestRepository
 
 SLA_ACTOR = "system:sla"
 TTL_ACTOR = "system:ttl"
@@ -204,7 +204,13 @@ async def _handle_breach(ctx: engine.Context, stage: RequestStage) -> None:
 async def _escalate(
     ctx: engine.Context, stage: RequestStage, tasks: list[Task] | object
 ) -> bool:
-    """Add approver tasks for the stage's escalation rules; the original approvers can still act."""
+    """Add approver tasks for the stage's escalation rules; the original approvers can still act.
+
+    The new tasks follow the rules every other new task follows (`engine.start_stage`): separation
+    of duties removes the requester, whoever stands in for the requester, and (with
+    `forbid_repeat_approvers`) earlier stages' approvers; a person with an active delegation window
+    has the task go to their delegate, unless that delegate may not decide here.
+    """
     policy_stage = _policy_stage(ctx, stage)
     rules = list(policy_stage.escalation_rules) if policy_stage is not None else []
     facts = engine.request_facts(ctx.request)
@@ -231,31 +237,50 @@ async def _escalate(
             },
         )
         return False
-    existing = await ctx.repository.list_tasks(ctx.request.id, stage_ids=[stage.id])
-    holders = {
-        t.assignee
-        for t in existing
-        if t.status in (*engine.LIVE_TASK_STATUSES, "completed")
-    }
     at = now()
+    request, policy = ctx.request, ctx.policy
+    existing = await ctx.repository.list_tasks(request.id, stage_ids=[stage.id])
+    # Everyone already in the stage, in person or through a delegate holding their task.
+    holders: set[str] = set()
+    for task in existing:
+        if task.status in (*engine.LIVE_TASK_STATUSES, "completed"):
+            holders.add(task.assignee)
+            if task.delegated_from:
+                holders.add(task.delegated_from)
+    delegations = DelegationRepository(ctx.session)
+    barred: set[str] = set()
+    if policy.forbid_self_approval:
+        requester_delegates = await delegations.active_delegates(
+            [request.requester], at
+        )
+        barred |= {request.requester, *requester_delegates.values()}
+    if policy.forbid_repeat_approvers:
+        stages = await ctx.repository.list_stages(request.id, request.cycle)
+        barred |= await ctx.repository.approvers_of_stages(
+            [s.id for s in stages if s.stage_order < stage.stage_order]
+        )
+    people = [p for p in found if p not in holders and p not in barred]
+    removed_by_sod = [p for p in found if p not in holders and p in barred]
+    delegates = await delegations.active_delegates(people, at)
+    approvers = holders | set(people)
     added: list[Task] = []
-    for person in found:
-        if person in holders:
-            continue
-        if ctx.policy.forbid_self_approval and person == ctx.request.requester:
-            continue
+    for person in people:
+        assignee, delegated_from = engine._apply_delegation(
+            person, delegates, barred, approvers
+        )
         added.append(
             Task(
                 id=uuid.uuid4(),
-                request_id=ctx.request.id,
+                request_id=request.id,
                 request_stage_id=stage.id,
                 stage_order=stage.stage_order,
                 kind="approver",
-                assignee=person,
+                assignee=assignee,
+                delegated_from=delegated_from,
                 status="open",
-                artifact_type=ctx.request.artifact_type,
-                artifact_id=ctx.request.artifact_id,
-                policy_key=ctx.request.policy_key,
+                artifact_type=request.artifact_type,
+                artifact_id=request.artifact_id,
+                policy_key=request.policy_key,
                 remind_at=at + timedelta(hours=stage.reminder_hours)
                 if stage.reminder_hours
                 else None,
@@ -267,7 +292,7 @@ async def _escalate(
     await ctx.session.flush()
     await engine.append_event(
         ctx.session,
-        ctx.request,
+        request,
         "stage_escalated",
         SLA_ACTOR,
         {
@@ -275,6 +300,15 @@ async def _escalate(
             "name": stage.name,
             "escalated_to": [t.assignee for t in added],
             "task_ids": [str(t.id) for t in added],
+            "tasks": [
+                {
+                    "task_id": str(t.id),
+                    "assignee": t.assignee,
+                    "delegated_from": t.delegated_from,
+                }
+                for t in added
+            ],
+            "removed_by_sod": removed_by_sod,
             "due_at": rfc3339(stage.due_at) if stage.due_at else None,
         },
     )

@@ -6,18 +6,22 @@ twenty thousand. This script checks exactly that, with the service's own code:
 
 1. creates (drops first) the PostgreSQL database `countersign_bench` and migrates it with
    `countersign.migrate.upgrade`, so the indexes are the real ones;
-2. loads ~2,000 assignees' tasks with COPY (asyncpg), one request (and stage row) per 5 tasks,
+2. loads tasks for ~2,000 assignees with COPY (asyncpg), one request (and stage row) per 5 tasks,
    first 20,000 tasks, then the rest up to 1,000,000; the first set is a uniform sample of the
-   whole timeline, so at both sizes the same approver's tasks spread over the same two years;
+   whole two-year timeline. 10 % of requests are still in review (open tasks); one busy approver
+   (`user-0000`) is on 10 % of all requests, everyone else on ~0.25 %;
 3. at each size runs `TaskRepository.page` (the inbox query of `GET /v1/tasks`) through a real
-   `AsyncSession` on the service's engine, 200 times per case after a warm-up, for one typical
-   approver: open tasks and all tasks, first page and a deep keyset (cursor) page;
-4. prints p50/p99 per case and size, the 1M/20k ratio, and `EXPLAIN (ANALYZE, BUFFERS)` of each
-   query at 1M.
+   `AsyncSession` on the service's engine, 200 times per case after a warm-up, for a typical
+   approver and for the busy one: open tasks, open+claimed, and all statuses (the default
+   `assignee=me` inbox), first page and a deep keyset (cursor) page 80 % down the list; and the
+   same SQL server-side only (`EXPLAIN ANALYZE` execution time), and `TaskRepository.count`
+   (the `total` of page-number paging);
+4. prints p50/p99 per case and size, the 1M/20k ratios, and `EXPLAIN (ANALYZE, BUFFERS)` of each
+   query for the busy approver at 1M.
 
 Run: `.venv/bin/python bench/inbox.py` (PostgreSQL from `COUNTERSIGN_BENCH_PG_URL`, default
 `postgresql+asyncpg://root@127.0.0.1:5432`). It takes a few minutes, mostly loading. `--keep`
-leaves the database in place for poking at it with psql.
+leaves the database in place for poking at it with psql. Results: bench/README.md.
 """
 
 from __future__ import annotations
@@ -280,6 +284,20 @@ async def cursor_for(
     return task.created_at, task.id
 
 
+async def measure_count(
+    sessionmaker: async_sessionmaker[AsyncSession], f: TaskFilter
+) -> tuple[float, float]:
+    samples: list[float] = []
+    for i in range(WARMUP + ITERATIONS):
+        async with sessionmaker() as session:
+            started = time.perf_counter()
+            await TaskRepository(session).count(f)
+            elapsed = time.perf_counter() - started
+        if i >= WARMUP:
+            samples.append(elapsed * 1000)
+    return percentiles(samples)
+
+
 @dataclass
 class Timing:
     p50: float
@@ -366,19 +384,22 @@ async def run_size(
     approver: str,
     *,
     with_plans: bool,
-) -> tuple[dict[str, Timing], dict[str, str]]:
+) -> tuple[dict[str, Timing], dict[str, tuple[float, float]], dict[str, str]]:
     timings: dict[str, Timing] = {}
+    counts: dict[str, tuple[float, float]] = {}
     plans: dict[str, str] = {}
     for case in CASES:
         f = TaskFilter(assignee=approver, statuses=case.statuses)
         after = await cursor_for(sessionmaker, f) if case.deep else None
         timings[case.name] = await measure(engine, sessionmaker, f, after)
+        if not case.deep:
+            counts[case.name] = await measure_count(sessionmaker, f)
         if with_plans:
             sql, parameters = await captured_sql(engine, sessionmaker, f, after)
             plans[case.name] = await explain(
                 engine, sql, parameters, "ANALYZE, BUFFERS"
             )
-    return timings, plans
+    return timings, counts, plans
 
 
 async def count_for(url: str, approver: str) -> tuple[int, int]:
@@ -439,6 +460,7 @@ def machine() -> str:
 def report(
     approver: str,
     sizes: dict[int, dict[str, Timing]],
+    count_timings: dict[int, dict[str, tuple[float, float]]],
     counts: dict[int, tuple[int, int]],
 ) -> None:
     out = sys.stdout
@@ -464,6 +486,12 @@ def report(
             f"{b.p50 / a.p50:6.2f} {b.p99 / a.p99:6.2f} | {a.db_p50:7.3f} {b.db_p50:7.3f} "
             f"{b.db_p50 / a.db_p50:5.2f} | {a.rows}/{b.rows}\n"
         )
+    for name, (p50, p99) in count_timings[LARGE].items():
+        s50, s99 = count_timings[SMALL][name]
+        out.write(
+            f"{'count: ' + name.split(',')[0]:32} {s50:8.2f} {s99:8.2f} {p50:8.2f} {p99:8.2f} "
+            f"{p50 / s50:6.2f} {p99 / s99:6.2f}\n"
+        )
 
 
 async def main() -> None:
@@ -483,6 +511,7 @@ async def main() -> None:
     try:
         policy = await create_policy(sessionmaker)
         results: dict[str, dict[int, dict[str, Timing]]] = {}
+        count_results: dict[str, dict[int, dict[str, tuple[float, float]]]] = {}
         counts: dict[str, dict[int, tuple[int, int]]] = {}
         plans: dict[str, str] = {}
 
@@ -494,10 +523,11 @@ async def main() -> None:
         approvers = [await typical_approver(url), HEAVY]
         for approver in approvers:
             counts[approver] = {SMALL: await count_for(url, approver)}
-            timings, _ = await run_size(
+            timings, count_timings, _ = await run_size(
                 engine, sessionmaker, approver, with_plans=False
             )
             results[approver] = {SMALL: timings}
+            count_results[approver] = {SMALL: count_timings}
 
         started = time.perf_counter()
         rest = (i for i in range(total_requests) if i % stride != 0)
@@ -506,10 +536,11 @@ async def main() -> None:
         assert n == LARGE, n
         for approver in approvers:
             counts[approver][LARGE] = await count_for(url, approver)
-            timings, approver_plans = await run_size(
+            timings, count_timings, approver_plans = await run_size(
                 engine, sessionmaker, approver, with_plans=approver == HEAVY
             )
             results[approver][LARGE] = timings
+            count_results[approver][LARGE] = count_timings
             plans.update(approver_plans)
 
         log(f"\nmachine: {machine()}\n")
@@ -520,7 +551,9 @@ async def main() -> None:
             "AsyncSession, and db = server-side execution time (EXPLAIN ANALYZE)\n"
         )
         for approver in approvers:
-            report(approver, results[approver], counts[approver])
+            report(
+                approver, results[approver], count_results[approver], counts[approver]
+            )
         for name, plan in plans.items():
             log(f"\nEXPLAIN (ANALYZE, BUFFERS), {HEAVY} at 1M: {name}\n{plan}\n")
             if INDEX not in plan:

@@ -205,6 +205,8 @@ class TestFilters:
             ("1500", {"CR-1001"}),  # a number in the context, as text
             ("district", set()),  # keys are not values
             ("nowhere", set()),
+            ("%", set()),  # LIKE wildcards are plain characters in a search
+            ("cr_100", set()),
         ],
     )
     async def test_search_text(

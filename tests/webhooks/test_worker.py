@@ -7,6 +7,7 @@ and a repeat is always the same message (same `webhook-id`, same bytes).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -104,6 +105,20 @@ def assert_first_arrivals_in_sequence_order(calls: list[Call]) -> None:
         assert sequences == sorted(sequences), request_id
 
 
+async def start_requests(flow: Flow, count: int, callback_url: str) -> list[str]:
+    """Create `count` requests with a callback, a few at a time."""
+    semaphore = asyncio.Semaphore(8)
+
+    async def one(number: int) -> str:
+        async with semaphore:
+            created = await flow.start(
+                artifact_id=f"a-{number}", callback_url=callback_url
+            )
+            return str(created["request_id"])
+
+    return list(await asyncio.gather(*(one(n) for n in range(count))))
+
+
 async def add_reminder_events(
     sessionmaker: async_sessionmaker[AsyncSession],
     request_ids: list[str],
@@ -167,8 +182,8 @@ async def wait_until_all_delivered(
 
 
 class TestWorkerKilledMidBatch:
-    REQUESTS = 100
-    EXTRA_EVENTS = 8  # + request_created and stage_started: 10 deliveries per request
+    REQUESTS = 50
+    EXTRA_EVENTS = 18  # + request_created and stage_started: 20 deliveries per request
     TOTAL = REQUESTS * (2 + EXTRA_EVENTS)
 
     async def test_every_delivery_arrives_at_least_once_with_the_same_webhook_id(
@@ -182,12 +197,7 @@ class TestWorkerKilledMidBatch:
     ) -> None:
         import time as _t; _t0 = _t.monotonic()
         secret = (await admin.create_secret())["secret"]
-        request_ids = [
-            (await flow.start(artifact_id=f"a-{n}", callback_url=receiver.url))[
-                "request_id"
-            ]
-            for n in range(self.REQUESTS)
-        ]
+        request_ids = await start_requests(flow, self.REQUESTS, receiver.url)
         print("created", _t.monotonic() - _t0)
         await add_reminder_events(sessionmaker, request_ids, self.EXTRA_EVENTS)
         print("events", _t.monotonic() - _t0)

@@ -141,7 +141,7 @@ async def list_requests(
     if len(rows) > limit:
         next_cursor = encode_cursor([page[-1].created_at.isoformat(), str(page[-1].id)])
     set_next_page_headers(request, response, next_cursor)
-    return [await request_service.request_out(session, r) for r in page]
+    return await request_service.request_outs(session, page)
 
 
 @router.get(

@@ -117,6 +117,33 @@ class RequestRepository:
             .all()
         )
 
+    async def current_stages_of(
+        self, requests: Sequence[ApprovalRequest]
+    ) -> Sequence[RequestStage]:
+        """The current cycle's stages of several requests, in stage order."""
+        if not requests:
+            return []
+        cycles = {r.id: r.cycle for r in requests}
+        statement = (
+            select(RequestStage)
+            .where(RequestStage.request_id.in_(list(cycles)))
+            .order_by(RequestStage.request_id, RequestStage.stage_order)
+        )
+        rows = (await self.session.execute(statement)).scalars().all()
+        return [s for s in rows if s.cycle == cycles[s.request_id]]
+
+    async def list_tasks_of_stages(
+        self, stage_ids: Sequence[uuid.UUID]
+    ) -> Sequence[Task]:
+        if not stage_ids:
+            return []
+        statement = (
+            select(Task)
+            .where(Task.request_stage_id.in_(stage_ids))
+            .order_by(Task.created_at, Task.id)
+        )
+        return (await self.session.execute(statement)).scalars().all()
+
     async def approvers_of_stages(self, stage_ids: Sequence[uuid.UUID]) -> set[str]:
         """Everyone who approved one of these stages, and everyone they approved for."""
         if not stage_ids:

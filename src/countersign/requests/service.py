@@ -331,34 +331,22 @@ async def get_request(
 
 
 async def request_out(session: AsyncSession, request: ApprovalRequest) -> RequestOut:
+    return (await request_outs(session, [request]))[0]
+
+
+async def request_outs(
+    session: AsyncSession, requests: Sequence[ApprovalRequest]
+) -> list[RequestOut]:
+    """RequestOut for a page of requests in two queries (stages, then tasks), never one per request."""
     repository = RequestRepository(session)
-    stages = await repository.list_stages(request.id, request.cycle)
-    tasks = await repository.list_tasks(request.id, stage_ids=[s.id for s in stages])
-    by_stage: dict[uuid.UUID, list[Task]] = {}
+    stages = await repository.current_stages_of(requests)
+    tasks = await repository.list_tasks_of_stages([s.id for s in stages])
+    tasks_by_stage: dict[uuid.UUID, list[Task]] = {}
     for task in tasks:
-        by_stage.setdefault(task.request_stage_id, []).append(task)
-    return RequestOut(
-        id=request.id,
-        policy_id=request.policy_id,
-        policy_key=request.policy_key,
-        policy_version=request.policy_version,
-        artifact_type=request.artifact_type,
-        artifact_id=request.artifact_id,
-        source_service=request.source_service,
-        source_client=request.source_client,
-        requester=request.requester,
-        context=request.context,
-        metadata=request.metadata_,
-        status=request.status,
-        outcome_reason=request.outcome_reason,
-        current_stage_order=request.current_stage_order,
-        callback_url=request.callback_url,
-        callback_secret_id=request.callback_secret_id,
-        cycle=request.cycle,
-        completed_at=request.completed_at,
-        created_at=request.created_at,
-        updated_at=request.updated_at,
-        stages=[
+        tasks_by_stage.setdefault(task.request_stage_id, []).append(task)
+    stages_by_request: dict[uuid.UUID, list[RequestStageOut]] = {}
+    for s in stages:
+        stages_by_request.setdefault(s.request_id, []).append(
             RequestStageOut(
                 stage_order=s.stage_order,
                 name=s.name,
@@ -367,11 +355,35 @@ async def request_out(session: AsyncSession, request: ApprovalRequest) -> Reques
                 mode=s.mode,
                 mode_value=s.mode_value,
                 due_at=s.due_at,
-                counts=StageCounts(**engine.stage_counts(by_stage.get(s.id, []))),
+                counts=StageCounts(**engine.stage_counts(tasks_by_stage.get(s.id, []))),
             )
-            for s in stages
-        ],
-    )
+        )
+    return [
+        RequestOut(
+            id=request.id,
+            policy_id=request.policy_id,
+            policy_key=request.policy_key,
+            policy_version=request.policy_version,
+            artifact_type=request.artifact_type,
+            artifact_id=request.artifact_id,
+            source_service=request.source_service,
+            source_client=request.source_client,
+            requester=request.requester,
+            context=request.context,
+            metadata=request.metadata_,
+            status=request.status,
+            outcome_reason=request.outcome_reason,
+            current_stage_order=request.current_stage_order,
+            callback_url=request.callback_url,
+            callback_secret_id=request.callback_secret_id,
+            cycle=request.cycle,
+            completed_at=request.completed_at,
+            created_at=request.created_at,
+            updated_at=request.updated_at,
+            stages=stages_by_request.get(request.id, []),
+        )
+        for request in requests
+    ]
 
 
 async def list_requests(

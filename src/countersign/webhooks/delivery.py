@@ -51,6 +51,9 @@ JOB_NAME = "webhooks.deliver"
 # taken by a worker that was killed before it claimed the delivery stays "in progress" in Redis
 # for arq's job timeout (minutes), and a new job with the same id would be refused meanwhile.
 SWEEP_DOORBELL_WINDOW = timedelta(seconds=30)
+# A delivery that became due got a doorbell then; the sweep rings for it only once it has been
+# due this long (a lost doorbell), so a busy worker is not handed a duplicate of every job.
+SWEEP_GRACE = timedelta(seconds=5)
 
 DELIVERIES = Counter(
     "countersign_webhook_attempts_total", "Webhook delivery attempts", ["outcome"]
@@ -315,17 +318,21 @@ async def _release_next(session: AsyncSession, delivery: WebhookDelivery) -> Non
     )
     following = (await session.execute(statement)).scalar_one_or_none()
     if following is not None:
-        at = now()
-        if following.next_attempt_at is None or following.next_attempt_at > at:
-            following.next_attempt_at = at
+        # Due from now on (the sweep counts its grace period from here).
+        following.next_attempt_at = now()
         notify(following, f"after-{delivery.sequence}")
 
 
-async def _due(session: AsyncSession, limit: int) -> list[tuple[uuid.UUID, int]]:
+async def _due(
+    session: AsyncSession, limit: int, *, grace: timedelta = timedelta(0)
+) -> list[tuple[uuid.UUID, int]]:
     """(id, attempt) of pending deliveries that are due and not leased, first in line per request.
 
     Deliveries waiting behind an earlier pending one of their request are left out: they cannot
     be sent yet, and a long queue of them must not fill the batch while other requests wait.
+    `grace` applies to deliveries not attempted yet (attempt 0): they got a doorbell when they
+    became due, so only one still due after the grace period lost it. Retries get no doorbell
+    when they fall due; they count from their `next_attempt_at`.
     """
     at = now()
     earlier = aliased(WebhookDelivery)
@@ -334,6 +341,8 @@ async def _due(session: AsyncSession, limit: int) -> list[tuple[uuid.UUID, int]]
         .where(
             WebhookDelivery.status == "pending",
             WebhookDelivery.next_attempt_at <= at,
+            (WebhookDelivery.attempt > 0)
+            | (WebhookDelivery.next_attempt_at <= at - grace),
             (WebhookDelivery.lease_until.is_(None))
             | (WebhookDelivery.lease_until <= at),
             ~exists().where(
@@ -355,8 +364,8 @@ async def due_ids(session: AsyncSession, *, limit: int = 500) -> list[uuid.UUID]
 
 
 async def ring_due(session: AsyncSession, *, limit: int = 500) -> int:
-    """The sweep: a doorbell for every delivery that is due, sent after this transaction commits."""
-    due = await _due(session, limit)
+    """The sweep: a doorbell for every delivery that is due (and lost its own), after the commit."""
+    due = await _due(session, limit, grace=SWEEP_GRACE)
     reason = sweep_reason()
     for delivery_id, attempt in due:
         enqueue(

@@ -21,7 +21,7 @@ from countersign.db import create_engine
 from countersign.delegations import endpoints as delegation_endpoints
 from countersign.directory import endpoints as directory_endpoints
 from countersign.directory.base import Directory
-from countersign.directory.cache import CachedDirectory, close_directory
+from countersign.directory.cache import CachedDirectory
 from countersign.directory.file import EmptyDirectory, FileDirectory
 from countersign.directory.keycloak import KeycloakDirectory
 from countersign.directory.resolver import ApproverResolver
@@ -107,9 +107,7 @@ def create_app(
         app.state.outbound_policy = OutboundPolicy.from_settings(settings)
         app.state.http_client = http_client
         app.state.verifier = build_verifier(settings, http_client)
-        app.state.resolver = ApproverResolver(
-            build_directory(settings), RuleEvaluator()
-        )
+        app.state.resolver = resolver
         worker = (
             InProcessWorker(runtime, queue)
             if run_worker and isinstance(queue, LocalQueue)
@@ -127,8 +125,6 @@ def create_app(
             if isinstance(queue, ArqQueue):
                 await queue.close()
             await runtime.close()
-            await close_directory(resolver.directory)
-            await close_directory(app.state.resolver.directory)
             await http_client.aclose()
             await engine.dispose()
 

@@ -98,7 +98,9 @@ class TestReminders:
     async def test_none_after_the_task_is_decided(
         self, flow: Flow, driver: Driver
     ) -> None:
-        await flow.publish([stage(1, ["alice"], reminder_hours=1), stage(2, ["bob"])])
+        await flow.publish(
+            [stage(1, ["alice"], reminder_hours=1), stage(2, ["bob"], reminder_hours=1)]
+        )
         request_id = (await flow.start())["request_id"]
         await flow.approve("alice", request_id)
         await driver.advance(3 * HOUR + A_LITTLE)

@@ -7,11 +7,18 @@ engine can leave a stage `resolving` instead of losing work.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import httpx
+
+from countersign.directory import http_rule
 from countersign.directory.base import Directory
+from countersign.directory.http_rule import HttpRuleCall, HttpRuleFailed
 from countersign.errors import AppError, DirectoryUnavailable
 from countersign.policies.rules import RuleEvaluator
+
+if TYPE_CHECKING:
+    from countersign.webhooks.secrets import SecretBox
 
 
 class ResolutionFailed(Exception):
@@ -23,13 +30,29 @@ class ResolutionFailed(Exception):
 
 
 class ApproverResolver:
-    def __init__(self, directory: Directory, evaluator: RuleEvaluator) -> None:
+    def __init__(
+        self,
+        directory: Directory,
+        evaluator: RuleEvaluator,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
         self.directory = directory
         self.evaluator = evaluator
+        # The outbound-guarded client and the secret box for http rules; wired in by the runtime
+        # that owns them (`Runtime.create`).
+        self.http_client = http_client
+        self.secret_box: SecretBox | None = None
 
     async def resolve(
-        self, rule_type: str, rule_value: dict[str, Any], data: dict[str, Any]
+        self,
+        rule_type: str,
+        rule_value: dict[str, Any],
+        data: dict[str, Any],
+        *,
+        http_call: HttpRuleCall | None = None,
     ) -> list[str]:
+        """User ids for one rule. `http_call` (the request's details and signing secrets) is
+        needed for `http` rules; without it (e.g. a simulation) they resolve to nobody."""
         if rule_type == "user":
             return [str(rule_value["user_id"])]
         if rule_type == "expression":
@@ -44,7 +67,14 @@ class ApproverResolver:
         except DirectoryUnavailable as exc:
             raise ResolutionFailed(exc.message) from exc
         if rule_type == "http":
-            raise ResolutionFailed("http rules are not resolved in this build")
+            if http_call is None:
+                return []
+            if self.http_client is None:
+                raise ResolutionFailed("http rules need the worker's outbound client")
+            try:
+                return await http_rule.call(self.http_client, rule_value, http_call)
+            except HttpRuleFailed as exc:
+                raise ResolutionFailed(exc.reason) from exc
         raise AppError(f"unknown rule_type {rule_type!r}")
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from countersign.directory.http_rule import HttpRuleCall
 from countersign.directory.resolver import ApproverResolver, ResolutionFailed
 from countersign.errors import AppError
 from countersign.kit.clock import now, rfc3339
@@ -34,6 +35,7 @@ from countersign.requests import domain
 from countersign.requests.repository import DelegationRepository, RequestRepository
 from countersign.requests.timeline import event_hash
 from countersign.webhooks import outbox
+from countersign.webhooks.secrets import signing_secrets
 
 SYSTEM_ACTOR = "system"
 # Resolution retries after an outage: 30 s, 1 min, 2 min, ... capped at 15 min.
@@ -197,6 +199,41 @@ def resolution_backoff(attempt: int) -> timedelta:
 # --- stage start -----------------------------------------------------------------------------
 
 
+async def http_rule_call(
+    ctx: Context, stage_order: int | None, rules: Sequence[Any]
+) -> HttpRuleCall | None:
+    """The details an `http` rule posts, signed with the request caller's secrets (None when the
+    stage has no http rule, so stages without one never read secrets)."""
+    if not any(rule_type_of(r) == "http" for r in rules):
+        return None
+    request = ctx.request
+    box = ctx.resolver.secret_box
+    secrets = (
+        await signing_secrets(
+            ctx.session,
+            box,
+            caller=request.source_client,
+            secret_id=request.callback_secret_id,
+        )
+        if box is not None
+        else []
+    )
+    return HttpRuleCall(
+        request_id=str(request.id),
+        policy_key=request.policy_key,
+        stage_order=stage_order,
+        artifact_type=request.artifact_type,
+        artifact_id=request.artifact_id,
+        context=request.context,
+        secrets=secrets,
+    )
+
+
+def rule_type_of(rule: Any) -> str:
+    """Rules come as ORM rows (stage rules) or dicts (escalation rules)."""
+    return str(rule["rule_type"] if isinstance(rule, dict) else rule.rule_type)
+
+
 async def _earlier_approvers(
     ctx: Context, stages: Sequence[RequestStage], stage_order: int
 ) -> set[str]:
@@ -227,8 +264,11 @@ async def start_stage(
 
     resolved: list[tuple[Any, list[str]]] = []
     try:
+        call = await http_rule_call(ctx, stage.stage_order, policy_stage.rules)
         for rule in policy_stage.rules:
-            users = await ctx.resolver.resolve(rule.rule_type, rule.rule_value, facts)
+            users = await ctx.resolver.resolve(
+                rule.rule_type, rule.rule_value, facts, http_call=call
+            )
             resolved.append((rule, users))
     except ResolutionFailed as failure:
         await _resolution_failed(ctx, stage, failure.reason, actor)

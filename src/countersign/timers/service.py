@@ -216,9 +216,10 @@ async def _escalate(
     facts = engine.request_facts(ctx.request)
     found: list[str] = []
     try:
+        call = await engine.http_rule_call(ctx, stage.stage_order, rules)
         for rule in rules:
             for user in await ctx.resolver.resolve(
-                rule["rule_type"], rule["rule_value"], facts
+                rule["rule_type"], rule["rule_value"], facts, http_call=call
             ):
                 if user not in found:
                     found.append(user)

@@ -10,8 +10,9 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from countersign.config import Settings
-from countersign.directory.resolver import ApproverResolver
 from countersign.db import create_engine, create_sessionmaker
+from countersign.directory.cache import close_directory
+from countersign.directory.resolver import ApproverResolver
 from countersign.kit.outbound import GuardedTransport, OutboundPolicy
 from countersign.webhooks.secrets import SecretBox
 from countersign.worker.queue import JobQueue, flush, start_buffer
@@ -57,7 +58,7 @@ class Runtime:
     ) -> Runtime:
         owns = engine is None
         engine = engine or create_engine(settings.database_url)
-        return cls(
+        runtime = cls(
             settings=settings,
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
@@ -67,6 +68,10 @@ class Runtime:
             resolver=resolver or default_resolver(settings),
             owns_engine=owns,
         )
+        # Http rules go out through the same guarded client and sign with the same secrets.
+        runtime.resolver.http_client = runtime.http_client
+        runtime.resolver.secret_box = runtime.box
+        return runtime
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -85,5 +90,6 @@ class Runtime:
 
     async def close(self) -> None:
         await self.http_client.aclose()
+        await close_directory(self.resolver.directory)
         if self.owns_engine:
             await self.engine.dispose()

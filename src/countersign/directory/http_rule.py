@@ -1,0 +1,95 @@
+"""The `http` approver rule: ask the caller's own service who should approve.
+
+POST `{"request_id", "policy_key", "stage_order", "artifact_type", "artifact_id", "context"}`,
+signed like a webhook (both header sets, with the request caller's secret), through the shared
+outbound-guarded client; expects `{"user_ids": [...]}`. Anything else is a resolution failure
+with a reason, so the stage waits in `resolving` and is retried instead of being decided wrongly.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from countersign import __version__
+from countersign.kit.clock import now
+
+DEFAULT_TIMEOUT_SECONDS = 5.0
+
+
+class HttpRuleFailed(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class HttpRuleCall:
+    """What an http rule sends, and the caller's secrets to sign it with (newest first)."""
+
+    request_id: str
+    policy_key: str
+    stage_order: int | None
+    artifact_type: str
+    artifact_id: str
+    context: dict[str, Any]
+    secrets: Sequence[str]
+
+    def body(self) -> bytes:
+        payload = {
+            "request_id": self.request_id,
+            "policy_key": self.policy_key,
+            "stage_order": self.stage_order,
+            "artifact_type": self.artifact_type,
+            "artifact_id": self.artifact_id,
+            "context": self.context,
+        }
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode(
+            "utf-8"
+        )
+
+
+async def call(
+    client: httpx.AsyncClient, rule_value: dict[str, Any], request: HttpRuleCall
+) -> list[str]:
+    from countersign.webhooks.signing import sign_headers
+
+    url = str(rule_value.get("url", ""))
+    timeout = float(rule_value.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS)
+    if not request.secrets:
+        raise HttpRuleFailed(
+            f"http rule {url}: the caller has no active signing secret; not sent unsigned"
+        )
+    body = request.body()
+    headers = sign_headers(
+        event_id=f"resolve_{uuid.uuid4().hex}",
+        timestamp=int(now().timestamp()),
+        body=body,
+        secrets=list(request.secrets),
+        user_agent=f"Countersign/{__version__}",
+    )
+    try:
+        response = await client.post(
+            url, content=body, headers=headers, timeout=timeout, follow_redirects=False
+        )
+    except httpx.TimeoutException as exc:
+        raise HttpRuleFailed(
+            f"http rule {url}: no answer within {timeout:g} s"
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise HttpRuleFailed(f"http rule {url}: {type(exc).__name__}: {exc}") from exc
+    if not 200 <= response.status_code < 300:
+        raise HttpRuleFailed(f"http rule {url}: answered HTTP {response.status_code}")
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise HttpRuleFailed(f"http rule {url}: the answer is not JSON") from exc
+    user_ids = data.get("user_ids") if isinstance(data, dict) else None
+    if not isinstance(user_ids, list) or not all(isinstance(u, str) for u in user_ids):
+        raise HttpRuleFailed(f'http rule {url}: expected {{"user_ids": [strings]}}')
+    return [u for u in user_ids if u]

@@ -54,6 +54,7 @@ def _api_router(settings: Settings) -> APIRouter:
     router = APIRouter()
     router.include_router(policy_endpoints.router)
     router.include_router(request_endpoints.router)
+    router.include_router(request_endpoints.admin_router)
     router.include_router(task_endpoints.router)
     router.include_router(delegation_endpoints.router)
     router.include_router(webhook_endpoints.router)

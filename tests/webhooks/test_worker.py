@@ -8,7 +8,9 @@ and a repeat is always the same message (same `webhook-id`, same bytes).
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
+from pathlib import Path
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -218,6 +220,8 @@ class TestWorkerKilledMidBatch:
         )
 
         print("all", _t.monotonic() - _t0, len(receiver.calls))
+        _st = Path(f"/proc/{survivor.process.pid}/stat").read_text().split()
+        print("survivor cpu s", (int(_st[13]) + int(_st[14])) / os.sysconf("SC_CLK_TCK"))
         calls = receiver.calls
         assert delivered_ids(receiver) == expected
         assert_repeats_are_the_same_message(calls)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Header, Request, Response, status
 
 from countersign.db import SessionDep
 from countersign.directory.dependencies import ResolverDep
-from countersign.identity.dependencies import PrincipalDep
+from countersign.identity.dependencies import PrincipalDep, ReaderDep
 from countersign.kit import idempotency
 from countersign.kit.pagination import (
     CursorQuery,
@@ -23,6 +23,7 @@ from countersign.kit.problem import problem_responses
 from countersign.policies.diagram import render_stages_svg
 from countersign.policies.schemas import StageIn
 from countersign.requests import service as request_service
+from countersign.requests.repository import RequestRepository
 from countersign.requests.schemas import (
     CancelIn,
     ChainVerification,
@@ -32,6 +33,8 @@ from countersign.requests.schemas import (
     RequestOut,
     RequestStatus,
     ResubmitIn,
+    StageAdminOut,
+    StageStatus,
 )
 
 router = APIRouter(prefix="/requests", tags=["requests"])
@@ -262,3 +265,20 @@ async def get_request_diagram(
         current_stage_order=out.current_stage_order,
     )
     return Response(svg, media_type="image/svg+xml")
+
+
+admin_router = APIRouter(prefix="/admin/stages", tags=["requests"])
+
+
+@admin_router.get(
+    "", response_model=list[StageAdminOut], responses=problem_responses(403, 422)
+)
+async def list_stages(
+    session: SessionDep,
+    principal: ReaderDep,
+    status: StageStatus = "resolving",
+    limit: LimitQuery = 50,
+) -> list[StageAdminOut]:
+    """Stages by status, oldest change first: by default those waiting for approver resolution."""
+    rows = await RequestRepository(session).list_stages_by_status(status, limit=limit)
+    return [StageAdminOut.model_validate(s) for s in rows]

@@ -164,6 +164,17 @@ class RequestRepository:
                 people.add(on_behalf_of)
         return people
 
+    async def list_stages_by_status(
+        self, status: str, *, limit: int
+    ) -> Sequence[RequestStage]:
+        statement = (
+            select(RequestStage)
+            .where(RequestStage.status == status)
+            .order_by(RequestStage.updated_at, RequestStage.id)
+            .limit(limit)
+        )
+        return (await self.session.execute(statement)).scalars().all()
+
     async def list_events(self, request_id: uuid.UUID) -> Sequence[Event]:
         statement = (
             select(Event).where(Event.request_id == request_id).order_by(Event.sequence)

@@ -198,3 +198,19 @@ class TaskStats(BaseModel):
     total: int
     by_artifact_type: dict[str, int]
     by_status: dict[str, int]
+
+
+class StageAdminOut(BaseModel):
+    """A stage as operators see it (e.g. waiting for an approver resolution retry)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    request_id: uuid.UUID
+    stage_order: int
+    name: str
+    status: StageStatus
+    cycle: int
+    resolution_attempts: int
+    next_resolution_at: datetime | None
+    last_resolution_error: str | None
+    updated_at: datetime

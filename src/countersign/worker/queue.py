@@ -78,17 +78,20 @@ class ArqQueue:
     def __init__(self, redis: Any = None, *, url: str | None = None) -> None:
         self.redis = redis
         self.url = url
+        # Concurrent first sends must share one pool, not each open one (and leak the rest).
+        self._connecting = asyncio.Lock()
 
     async def _pool(self) -> Any:
-        if self.redis is None:
-            from arq import create_pool
-            from arq.connections import RedisSettings
+        async with self._connecting:
+            if self.redis is None:
+                from arq import create_pool
+                from arq.connections import RedisSettings
 
-            settings = RedisSettings.from_dsn(self.url or "redis://127.0.0.1:6379")
-            settings.conn_retries = 0
-            settings.conn_timeout = 2
-            self.redis = await create_pool(settings)
-        return self.redis
+                settings = RedisSettings.from_dsn(self.url or "redis://127.0.0.1:6379")
+                settings.conn_retries = 0
+                settings.conn_timeout = 2
+                self.redis = await create_pool(settings)
+            return self.redis
 
     async def send(self, jobs: list[Job]) -> None:
         try:

@@ -475,7 +475,8 @@ def report(
     small, large = sizes[SMALL], sizes[LARGE]
     header = (
         f"{'case':32} {'20k p50':>8} {'20k p99':>8} {'1M p50':>8} {'1M p99':>8} "
-        f"{'x p50':>6} {'x p99':>6} | {'db 20k':>7} {'db 1M':>7} {'x db':>5} | rows\n"
+        f"{'x p50':>6} {'x p99':>6} | {'db 20k p50/p99':>14} {'db 1M p50/p99':>14} "
+        f"{'x db':>5} | rows\n"
     )
     out.write(header)
     out.write("-" * len(header) + "\n")
@@ -483,7 +484,8 @@ def report(
         a, b = small[case.name], large[case.name]
         out.write(
             f"{case.name:32} {a.p50:8.2f} {a.p99:8.2f} {b.p50:8.2f} {b.p99:8.2f} "
-            f"{b.p50 / a.p50:6.2f} {b.p99 / a.p99:6.2f} | {a.db_p50:7.3f} {b.db_p50:7.3f} "
+            f"{b.p50 / a.p50:6.2f} {b.p99 / a.p99:6.2f} | "
+            f"{a.db_p50:6.3f}/{a.db_p99:7.3f} {b.db_p50:6.3f}/{b.db_p99:7.3f} "
             f"{b.db_p50 / a.db_p50:5.2f} | {a.rows}/{b.rows}\n"
         )
     for name, (p50, p99) in count_timings[LARGE].items():

@@ -28,9 +28,7 @@ from countersign.config import Settings
 from tests.fixtures.client import TokenFactory
 from tests.fixtures.flows import Flow
 from tests.fixtures.worker import (  # noqa: F401  (fixtures)
-    RedisServer,
     SharedClock,
-    SharedRedis,
     WorkerProcess,
     Workers,
     asgi_client,

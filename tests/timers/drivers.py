@@ -42,9 +42,7 @@ class Driver(Protocol):
     async def settle(self) -> None:
         """Return once every timer due at the current clock has been handled."""
 
-    async def until(
-        self, check: Callable[[], Awaitable[T | None]], *, what: str
-    ) -> T:
+    async def until(self, check: Callable[[], Awaitable[T | None]], *, what: str) -> T:
         """Let due timers run until `check()` returns something truthy, and return that."""
 
 
@@ -71,13 +69,12 @@ class TickDriver:
     async def settle(self) -> None:
         await self.tick()
 
-    async def until(
-        self, check: Callable[[], Awaitable[T | None]], *, what: str
-    ) -> T:
+    async def until(self, check: Callable[[], Awaitable[T | None]], *, what: str) -> T:
         # A tick is synchronous: what it did is visible as soon as it answers.
         await self.tick()
         result = await check()
-        assert result is not None and result is not False, f"{what}: not reached"
+        if result is None or result is False:
+            pytest.fail(f"{what}: not reached after a tick")
         return result
 
 
@@ -111,7 +108,5 @@ class WorkerDriver:
                 )
             await asyncio.sleep(POLL_SECONDS)
 
-    async def until(
-        self, check: Callable[[], Awaitable[T | None]], *, what: str
-    ) -> T:
+    async def until(self, check: Callable[[], Awaitable[T | None]], *, what: str) -> T:
         return await eventually(check, what=what, workers=self.workers)

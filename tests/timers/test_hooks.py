@@ -90,7 +90,9 @@ class TestClock:
         # The service itself reads the moved clock (here: a request's timestamps).
         assert clock.now() - datetime.now(UTC) >= timedelta(seconds=HOUR + 29)
 
-    @pytest.mark.parametrize("body", [{"advance_seconds": -1}, {}, {"advance_seconds": "soon"}])
+    @pytest.mark.parametrize(
+        "body", [{"advance_seconds": -1}, {}, {"advance_seconds": "soon"}]
+    )
     async def test_only_forward(
         self,
         hooks_client: httpx.AsyncClient,
@@ -123,11 +125,17 @@ class TestClock:
 class TestTick:
     async def test_reports_what_ran(self, flow: Flow) -> None:
         await flow.publish(
-            [stage(1, ["alice", "bob"], sla_hours=2, on_breach="notify", reminder_hours=1)]
+            [
+                stage(
+                    1,
+                    ["alice", "bob"],
+                    sla_hours=2,
+                    on_breach="notify",
+                    reminder_hours=1,
+                )
+            ]
         )
-        await flow.publish(
-            [stage(1, ["carol"])], key="test.ttl", request_ttl_hours=1
-        )
+        await flow.publish([stage(1, ["carol"])], key="test.ttl", request_ttl_hours=1)
         await flow.start(artifact_id="r-1")
         await flow.start(artifact_id="r-2")
         await flow.start(key="test.ttl", artifact_id="r-3")

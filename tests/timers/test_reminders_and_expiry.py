@@ -35,7 +35,15 @@ class TestReminders:
         self, flow: Flow, driver: Driver
     ) -> None:
         await flow.publish(
-            [stage(1, ["alice", "bob"], mode="all", reminder_hours=1, observers=["olga"])]
+            [
+                stage(
+                    1,
+                    ["alice", "bob"],
+                    mode="all",
+                    reminder_hours=1,
+                    observers=["olga"],
+                )
+            ]
         )
         request_id = (await flow.start())["request_id"]
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.flows import Body, Flow, problem_code, stage
-from tests.timers.drivers import HOUR, Driver
+from tests.timers.drivers import HOUR, Driver, TickDriver
 
 SLA_HOURS = 2
 JUST_BEFORE_DUE = SLA_HOURS * HOUR - 60
@@ -182,6 +182,78 @@ class TestEscalate:
         decided = await flow.approve("frank", request_id)
         assert decided["request_status"] == "approved"
 
+    async def test_escalation_respects_separation_of_duties(
+        self, flow: Flow, admin_headers: dict[str, str]
+    ) -> None:
+        """The requester is never an escalation target under `forbid_self_approval`."""
+        await flow.publish(
+            [
+                sla_stage(
+                    1,
+                    ["alice"],
+                    "escalate",
+                    escalation_rules=[
+                        {"rule_type": "user", "rule_value": {"user_id": "rita"}},
+                        {"rule_type": "user", "rule_value": {"user_id": "carol"}},
+                    ],
+                )
+            ],
+            forbid_self_approval=True,
+        )
+        request_id = (await flow.start(requester="rita"))["request_id"]
+        driver = TickDriver(flow.client, admin_headers)
+        await driver.advance(SLA_HOURS * HOUR + PAST_DUE)
+        await driver.tick()
+        (escalated,) = await flow.events_of(request_id, "stage_escalated")
+        assert escalated["payload"]["escalated_to"] == ["carol"]
+        assert escalated["payload"]["removed_by_sod"] == ["rita"]
+        assert sorted(t["assignee"] for t in await flow.tasks(request_id)) == [
+            "alice",
+            "carol",
+        ]
+
+    async def test_unreachable_escalation_rules_are_retried(
+        self, flow: Flow, admin_headers: dict[str, str]
+    ) -> None:
+        """An escalation whose rules cannot be resolved now is tried again later (every
+        5 minutes), the failure is in the timeline, and the stage stays decidable meanwhile."""
+        await flow.publish(
+            [
+                sla_stage(
+                    1,
+                    ["alice"],
+                    "escalate",
+                    escalation_rules=[
+                        {
+                            "rule_type": "http",
+                            # Nothing listens on the discard port: the call fails at once.
+                            "rule_value": {
+                                "url": "http://127.0.0.1:9/approvers",
+                                "timeout_seconds": 1,
+                            },
+                        }
+                    ],
+                )
+            ]
+        )
+        request_id = (await flow.start())["request_id"]
+        driver = TickDriver(flow.client, admin_headers)
+        await driver.advance(SLA_HOURS * HOUR + PAST_DUE)
+        await driver.tick()
+        (failed,) = await flow.events_of(request_id, "stage_resolution_failed")
+        assert failed["actor"] == SLA_ACTOR
+        assert failed["payload"]["escalation"] is True
+        assert "stage_escalated" not in await flow.event_types(request_id)
+
+        await driver.tick()  # not yet due again
+        assert len(await flow.events_of(request_id, "stage_resolution_failed")) == 1
+        await driver.advance(5 * 60 + 5)
+        await driver.tick()
+        assert len(await flow.events_of(request_id, "stage_resolution_failed")) == 2
+
+        decided = await flow.approve("alice", request_id)
+        assert decided["request_status"] == "approved"
+
 
 class TestAutoApprove:
     async def test_settles_the_stage_as_system_sla_and_starts_the_next(
@@ -241,7 +313,10 @@ class TestAutoReject:
         self, flow: Flow, driver: Driver
     ) -> None:
         await flow.publish(
-            [sla_stage(1, ["alice"], "auto_reject", observers=["olga"]), stage(2, ["carol"])]
+            [
+                sla_stage(1, ["alice"], "auto_reject", observers=["olga"]),
+                stage(2, ["carol"]),
+            ]
         )
         request_id = (await flow.start())["request_id"]
         await no_breach_before_due(driver, flow, request_id)

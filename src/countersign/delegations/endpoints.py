@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from countersign.db import SessionDep
 from countersign.delegations import service as delegation_service
 from countersign.delegations.schemas import DelegationCreate, DelegationOut
+from countersign.errors import FieldProblem, ValidationFailed
 from countersign.identity.dependencies import PrincipalDep
+from countersign.kit.pagination import (
+    CursorQuery,
+    LimitQuery,
+    decode_cursor,
+    encode_cursor,
+    set_next_page_headers,
+)
 from countersign.kit.problem import problem_responses
 
 router = APIRouter(prefix="/delegations", tags=["delegations"])
@@ -17,16 +26,46 @@ router = APIRouter(prefix="/delegations", tags=["delegations"])
 
 @router.get("", response_model=list[DelegationOut], responses=problem_responses(422))
 async def list_delegations(
+    request: Request,
+    response: Response,
     session: SessionDep,
     principal: PrincipalDep,
     user_id: str | None = None,
     active: bool = False,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
 ) -> list[DelegationOut]:
-    """Delegations you made or received (admins and viewers: everyone's)."""
+    """Delegations you made or received (admins and viewers: everyone's), newest window first.
+
+    `active=true` keeps the windows open right now; `user_id` keeps one delegator's.
+    """
+    after = None
+    if cursor:
+        starts_at, last_id = decode_cursor(cursor, size=2)
+        try:
+            after = (datetime.fromisoformat(str(starts_at)), uuid.UUID(str(last_id)))
+        except ValueError:
+            after = None
+        if after is None or after[0].tzinfo is None:
+            raise ValidationFailed(
+                "invalid cursor",
+                [FieldProblem("/cursor", "not a cursor this service issued")],
+            )
     rows = await delegation_service.list_delegations(
-        session, principal=principal, user_id=user_id, active_only=active
+        session,
+        principal=principal,
+        user_id=user_id,
+        active_only=active,
+        after=after,
+        limit=limit + 1,
     )
-    return [DelegationOut.model_validate(d) for d in rows]
+    page = list(rows[:limit])
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1]
+        next_cursor = encode_cursor([last.starts_at.isoformat(), str(last.id)])
+    set_next_page_headers(request, response, next_cursor)
+    return [DelegationOut.model_validate(d) for d in page]
 
 
 @router.post(

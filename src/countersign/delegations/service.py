@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from countersign.audit import service as audit_service
@@ -64,24 +65,39 @@ async def list_delegations(
     principal: Principal,
     user_id: str | None,
     active_only: bool,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int | None = None,
 ) -> Sequence[Delegation]:
-    """Admins and viewers see all (or one user's); everyone else their own and those made to them."""
-    statement = select(Delegation).order_by(Delegation.starts_at.desc(), Delegation.id)
-    if principal.can_read_everything:
-        if user_id is not None:
-            statement = statement.where(Delegation.user_id == user_id)
-    else:
+    """Admins and viewers see all (or one user's); everyone else their own and those made to them.
+
+    Newest window first (`starts_at`, then id, both descending); `after` is the keyset position of
+    the last row of the previous page.
+    """
+    statement = select(Delegation).order_by(
+        Delegation.starts_at.desc(), Delegation.id.desc()
+    )
+    if not principal.can_read_everything:
         statement = statement.where(
             or_(
                 Delegation.user_id == principal.id,
                 Delegation.delegate_to == principal.id,
             )
         )
-        if user_id is not None:
-            statement = statement.where(Delegation.user_id == user_id)
+    if user_id is not None:
+        statement = statement.where(Delegation.user_id == user_id)
     if active_only:
         at = now()
         statement = statement.where(Delegation.starts_at <= at, Delegation.ends_at > at)
+    if after is not None:
+        starts_at, last_id = after
+        statement = statement.where(
+            or_(
+                Delegation.starts_at < starts_at,
+                and_(Delegation.starts_at == starts_at, Delegation.id < last_id),
+            )
+        )
+    if limit is not None:
+        statement = statement.limit(limit)
     return (await session.execute(statement)).scalars().all()
 
 
@@ -89,12 +105,10 @@ async def delete_delegation(
     session: AsyncSession, *, principal: Principal, delegation_id: uuid.UUID
 ) -> None:
     delegation = await session.get(Delegation, delegation_id)
-    visible = delegation is not None and (
-        principal.can_read_everything
-        or principal.id in (delegation.user_id, delegation.delegate_to)
-    )
-    if delegation is None or not visible:
+    if delegation is None:
         raise TaskNotFound(f"delegation {delegation_id} not found")
+    # API.md: deleting another user's delegation without admin is 403, whoever asks (the delegate
+    # included: a window is its owner's to end).
     if delegation.user_id != principal.id and not principal.is_admin:
         raise Forbidden("only admins delete other users' delegations")
     await audit_service.record(

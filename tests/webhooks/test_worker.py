@@ -217,7 +217,11 @@ async def attempts_per_delivery(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> set[int]:
     async with sessionmaker() as session:
-        statement = select(func.count()).group_by(WebhookAttempt.delivery_id)
+        statement = (
+            select(func.count())
+            .select_from(WebhookAttempt)
+            .group_by(WebhookAttempt.delivery_id)
+        )
         return set((await session.execute(statement)).scalars())
 
 

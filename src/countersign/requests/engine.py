@@ -332,7 +332,7 @@ async def start_stage(
     tasks: list[Task] = []
     for kind, people in (("approver", plan.approvers), ("observer", plan.observers)):
         for person in people:
-            assignee, delegated_from = _apply_delegation(
+            assignee, delegated_from = apply_delegation(
                 person, delegates, barred, approver_set
             )
             tasks.append(
@@ -394,7 +394,7 @@ async def start_stage(
     return tasks
 
 
-def _apply_delegation(
+def apply_delegation(
     person: str,
     delegates: dict[str, str],
     barred: set[str],

@@ -38,6 +38,18 @@ async def _lock_task(
     return Locked(request, task)
 
 
+async def _holds_approver_task(session: AsyncSession, task: Task, person: str) -> bool:
+    siblings = await RequestRepository(session).list_tasks(
+        task.request_id, stage_ids=[task.request_stage_id]
+    )
+    return any(
+        t.assignee == person
+        and t.kind == "approver"
+        and t.status in (*engine.LIVE_TASK_STATUSES, "completed")
+        for t in siblings
+    )
+
+
 async def _acting_for(
     session: AsyncSession, principal: Principal, locked: Locked
 ) -> str | None:
@@ -49,9 +61,19 @@ async def _acting_for(
     task = locked.task
     if principal.id == task.assignee:
         return None
-    if await DelegationRepository(session).is_active_delegate(
-        user_id=task.assignee, delegate=principal.id, at=now()
-    ):
+    # No chains: a task that already went to a delegate is not handed on to that delegate's own
+    # delegate. And one person never votes twice in a stage: a delegate who holds an approver
+    # task of their own in the stage cannot also decide the delegator's.
+    if task.delegated_from is None and await DelegationRepository(
+        session
+    ).is_active_delegate(user_id=task.assignee, delegate=principal.id, at=now()):
+        if task.kind == "approver" and await _holds_approver_task(
+            session, task, principal.id
+        ):
+            raise Forbidden(
+                f"{principal.id!r} already holds an approver task in stage {task.stage_order}; "
+                "one person votes once per stage"
+            )
         return task.assignee
     if not await RequestRepository(session).is_visible(locked.request.id, principal):
         raise TaskNotFound(f"task {task.id} not found")

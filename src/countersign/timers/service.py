@@ -266,7 +266,7 @@ async def _escalate(
     approvers = holders | set(people)
     added: list[Task] = []
     for person in people:
-        assignee, delegated_from = engine._apply_delegation(
+        assignee, delegated_from = engine.apply_delegation(
             person, delegates, barred, approvers
         )
         added.append(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ class Answer:
     headers: Mapping[str, str] = field(default_factory=dict)
     # Seconds to wait before answering (cut short when the server stops).
     delay: float = 0.0
+    # Seconds between the bytes of the body: a resolver that answers, but slowly.
+    drip: float = 0.0
 
 
 def users(*user_ids: str) -> Answer:
@@ -183,7 +186,13 @@ class ResolverServer:
                         self.send_header(name, value)
                     self.send_header("Content-Length", str(len(answer.body)))
                     self.end_headers()
-                    self.wfile.write(answer.body)
+                    if not answer.drip:
+                        self.wfile.write(answer.body)
+                    for index in range(len(answer.body) if answer.drip else 0):
+                        self.wfile.write(answer.body[index : index + 1])
+                        self.wfile.flush()
+                        if owner._stopping.wait(answer.drip):
+                            break
                 except OSError:
                     pass  # the client gave up waiting
 
@@ -237,7 +246,9 @@ async def create_secret(flow: Flow, caller: str = CALLER_CLIENT) -> Body:
     return body
 
 
-async def open_assignees(flow: Flow, request_id: str, stage_order: int = 1) -> list[str]:
+async def open_assignees(
+    flow: Flow, request_id: str, stage_order: int = 1
+) -> list[str]:
     return sorted(
         t["assignee"]
         for t in await flow.tasks(request_id)
@@ -337,7 +348,9 @@ class TestResolution:
         lowered = {k.lower(): v for k, v in call.headers.items()}
         assert len(lowered["webhook-signature"].split()) == 2
         assert verify_standard(new, call.headers, call.body, now=service_now())
-        assert verify_standard(old["secret"], call.headers, call.body, now=service_now())
+        assert verify_standard(
+            old["secret"], call.headers, call.body, now=service_now()
+        )
         # AWE's single signature is the newest secret's.
         assert verify_awe(new, call.headers, call.body, now=service_now())
         assert not verify_awe(old["secret"], call.headers, call.body, now=service_now())
@@ -356,7 +369,9 @@ class TestResolution:
             "rejected",
             "no_approvers_resolved",
         )
-        assert await flow.events_of(created["request_id"], "stage_resolution_failed") == []
+        assert (
+            await flow.events_of(created["request_id"], "stage_resolution_failed") == []
+        )
 
 
 # Each: what the resolver does, and what the failure's reason must say.
@@ -388,6 +403,15 @@ FAILURES: dict[str, tuple[Answer | None, str]] = {
     "no answer within the rule's timeout": (
         Answer(delay=2 * RULE_TIMEOUT_SECONDS, body=b'{"user_ids": ["alice"]}'),
         f"no answer within {RULE_TIMEOUT_SECONDS:g} s",
+    ),
+    "answering byte by byte past the timeout": (
+        # Every read is quicker than the timeout; the whole answer is not.
+        Answer(body=b'{"user_ids": ["alice"]}', drip=RULE_TIMEOUT_SECONDS / 4),
+        f"no answer within {RULE_TIMEOUT_SECONDS:g} s",
+    ),
+    "a user id too long to hold a task": (
+        users("alice", "x" * 201),
+        "is longer than 200 characters",
     ),
     "nobody listening": (None, "ConnectError"),
 }
@@ -440,6 +464,42 @@ class TestFailures:
         await flow.approve("alice", request_id)
         await flow.approve("carol", request_id)
         assert (await flow.request(request_id))["status"] == "approved"
+
+    async def test_the_timeout_bounds_the_whole_call_not_each_read(
+        self, flow: Flow, resolver: ResolverServer
+    ) -> None:
+        # The call runs while the request row is locked: a slow resolver must not hold it.
+        await create_secret(flow)
+        await flow.publish([http_stage(1, resolver.url)])
+        body = json.dumps({"user_ids": ["alice"], "padding": "." * 100}).encode()
+        resolver.answer(Answer(body=body, drip=0.05))  # about 6 s in all
+        started = time.monotonic()
+
+        created = await flow.create()
+
+        assert time.monotonic() - started < 4 * RULE_TIMEOUT_SECONDS
+        assert created.status_code == 201, created.text
+        [failed] = await flow.events_of(
+            created.json()["request_id"], "stage_resolution_failed"
+        )
+        assert "no answer within 0.5 s" in failed["payload"]["reason"]
+
+    async def test_reasons_show_the_url_without_its_query_string(
+        self, flow: Flow, resolver: ResolverServer
+    ) -> None:
+        # Everyone who can see the request reads its events: requester and approvers included.
+        await create_secret(flow)
+        await flow.publish([http_stage(1, f"{resolver.url}?api_key=s3cret#frag")])
+        resolver.answer(Answer(status=500))
+
+        created = await flow.create()
+
+        [failed] = await flow.events_of(
+            created.json()["request_id"], "stage_resolution_failed"
+        )
+        reason = failed["payload"]["reason"]
+        assert reason == f"http rule {resolver.url}: answered HTTP 500"
+        assert [c.path for c in resolver.calls] == ["/approvers?api_key=s3cret"]
 
     async def test_a_redirect_is_never_followed(
         self, flow: Flow, resolver: ResolverServer
@@ -509,6 +569,47 @@ class TestFailures:
         await retry_due_resolutions(app, failed["payload"])
 
         assert await open_assignees(flow, request_id, 2) == ["carol"]
+
+
+class TestIdsThatCannotHoldATask:
+    """Principal ids are at most 200 characters (the assignee column; `requester` has the same
+    bound). An id no task can hold must never turn a creation or a decision into a 500."""
+
+    async def test_an_expression_naming_an_overlong_id_names_nobody(
+        self, flow: Flow
+    ) -> None:
+        rules = [
+            {"rule_type": "expression", "rule_value": {"logic": {"var": "approver"}}},
+            {"rule_type": "user", "rule_value": {"user_id": "alice"}},
+        ]
+        await flow.publish([stage(1, [], rules=rules)])
+
+        created = await flow.create(context={"approver": "y" * 201})
+
+        assert created.status_code == 201, created.text
+        assert [t["assignee"] for t in created.json()["tasks"]] == ["alice"]
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="BUG (policies/domain.py, not ours to fix): a `user` rule's user_id is not "
+        "length-checked at save; the policy saves and its id can never hold a task",
+    )
+    async def test_a_user_rule_with_an_overlong_id_is_refused_at_save(
+        self, flow: Flow
+    ) -> None:
+        body = {
+            "policy_key": "test.flow",
+            "name": "test.flow",
+            "artifact_type": "test.flow",
+            "stages": [stage(1, ["u" * 201])],
+        }
+
+        response = await flow.client.post("/v1/policies", json=body, headers=flow.admin)
+
+        assert response.status_code == 422, response.text
+        assert [e["pointer"] for e in response.json()["errors"]] == [
+            "/stages/0/rules/0/rule_value/user_id"
+        ]
 
 
 class TestOutboundPolicy:
@@ -604,7 +705,9 @@ class TestOutsideDevMode:
         assert "loopback" in refused.json()["errors"][0]["detail"]
 
         app, api = production_like
-        assert (await api.post("/v1/policies", json=body, headers=admin)).status_code == 201
+        assert (
+            await api.post("/v1/policies", json=body, headers=admin)
+        ).status_code == 201
         activated = await api.post(
             "/v1/policies/test.flow/versions/1/activate", headers=admin
         )
@@ -623,7 +726,9 @@ class TestOutsideDevMode:
                 "context": {},
             },
             headers=bearer(
-                oidc_token(preferred_username="service-account-registry", azp="registry")
+                oidc_token(
+                    preferred_username="service-account-registry", azp="registry"
+                )
             ),
         )
 

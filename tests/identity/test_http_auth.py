@@ -297,9 +297,7 @@ class TestBearerHeader:
     async def test_the_token_in_a_query_parameter_is_not_read(
         self, api: httpx.AsyncClient
     ) -> None:
-        response = await api.get(
-            "/v1/requests", params={"access_token": oidc_token()}
-        )
+        response = await api.get("/v1/requests", params={"access_token": oidc_token()})
 
         assert_unauthenticated(response)
 
@@ -324,9 +322,7 @@ class TestRoles:
     async def test_roles_of_the_configured_client_and_of_the_realm_count(
         self, api: httpx.AsyncClient
     ) -> None:
-        client_admin = oidc_token(
-            resource_access={CLIENT_ID: {"roles": ["AWE_ADMIN"]}}
-        )
+        client_admin = oidc_token(resource_access={CLIENT_ID: {"roles": ["AWE_ADMIN"]}})
         realm_admin = oidc_token(realm_access={"roles": ["AWE_ADMIN"]})
 
         for token in (client_admin, realm_admin):

@@ -121,6 +121,7 @@ class Receiver:
         self._lock = threading.Lock()
         self._calls: list[Call] = []
         self._scripts: dict[str | None, deque[Reply]] = {}
+        self._broken = 0
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -134,6 +135,12 @@ class Receiver:
         """Every call so far, in the order they arrived."""
         with self._lock:
             return list(self._calls)
+
+    @property
+    def broken(self) -> int:
+        """Requests cut off before their body was complete (not recorded as calls)."""
+        with self._lock:
+            return self._broken
 
     def delivered(self) -> list[Call]:
         """The calls answered with a 2xx."""
@@ -215,6 +222,10 @@ class Receiver:
                     return script.popleft()
         return self.default
 
+    def _count_broken(self) -> None:
+        with self._lock:
+            self._broken += 1
+
     def _record(self, call: Call) -> None:
         with self._lock:
             self._calls.append(call)
@@ -229,6 +240,11 @@ class Receiver:
                 received_at = time.monotonic()
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:
+                    # The sender died mid-request (a killed worker): not a delivery.
+                    owner._count_broken()
+                    self.close_connection = True
+                    return
                 reply = owner._next_reply(body)
                 # Recorded on arrival: a call counts as seen even if the client gives up waiting.
                 owner._record(

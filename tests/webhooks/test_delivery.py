@@ -24,6 +24,7 @@ from tests.fixtures.worker import (  # noqa: F401  (fixtures)
     WebhookAdmin,
     WorkerProcess,
     api_fixture,
+    clock_file_fixture,
     queued_app_fixture,
     redis_server_fixture,
     shared_clock_fixture,

@@ -44,6 +44,7 @@ from tests.fixtures.worker import (  # noqa: F401  (fixtures)
     Workers,
     api_fixture,
     asgi_client,
+    clock_file_fixture,
     eventually,
     free_port,
     queued_app_fixture,
@@ -480,6 +481,7 @@ class TestWithoutRedis:
         admin_headers: dict[str, str],
         token: TokenFactory,
         receiver: Receiver,
+        shared_clock: SharedClock,
         clean_database: None,
     ) -> None:
         embedded = create_app(

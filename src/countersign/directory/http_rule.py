@@ -4,15 +4,25 @@ POST `{"request_id", "policy_key", "stage_order", "artifact_type", "artifact_id"
 signed like a webhook (both header sets, with the request caller's secret), through the shared
 outbound-guarded client; expects `{"user_ids": [...]}`. Anything else is a resolution failure
 with a reason, so the stage waits in `resolving` and is retried instead of being decided wrongly.
+
+`timeout_seconds` bounds the whole call (DNS, connect, sending, the complete answer), not each
+read: the call runs while the request row is locked, so a resolver that answers slowly, byte by
+byte, must not hold it for longer than the rule says.
+
+Failure reasons end up in `stage_resolution_failed` events, which everyone who can see the request
+reads (requester, approvers), so they show the URL without its query string or fragment: those
+are where API keys tend to be put.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -20,6 +30,9 @@ from countersign import __version__
 from countersign.kit.clock import now
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
+# Principal ids live in 200-character columns (task assignee, decision actor), the bound the
+# contract's own inputs naming a principal (`requester`, `new_assignee`) have.
+MAX_USER_ID_LENGTH = 200
 
 
 class HttpRuleFailed(Exception):
@@ -60,10 +73,11 @@ async def call(
     from countersign.webhooks.signing import sign_headers
 
     url = str(rule_value.get("url", ""))
+    shown = shown_url(url)
     timeout = float(rule_value.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS)
     if not request.secrets:
         raise HttpRuleFailed(
-            f"http rule {url}: the caller has no active signing secret; not sent unsigned"
+            f"http rule {shown}: the caller has no active signing secret; not sent unsigned"
         )
     body = request.body()
     headers = sign_headers(
@@ -74,22 +88,45 @@ async def call(
         user_agent=f"Countersign/{__version__}",
     )
     try:
-        response = await client.post(
-            url, content=body, headers=headers, timeout=timeout, follow_redirects=False
-        )
-    except httpx.TimeoutException as exc:
+        # httpx's timeout applies to each phase and each read; this one to the call as a whole.
+        async with asyncio.timeout(timeout):
+            response = await client.post(
+                url,
+                content=body,
+                headers=headers,
+                timeout=timeout,
+                follow_redirects=False,
+            )
+    except (httpx.TimeoutException, TimeoutError) as exc:
         raise HttpRuleFailed(
-            f"http rule {url}: no answer within {timeout:g} s"
+            f"http rule {shown}: no answer within {timeout:g} s"
         ) from exc
     except httpx.HTTPError as exc:
-        raise HttpRuleFailed(f"http rule {url}: {type(exc).__name__}: {exc}") from exc
+        raise HttpRuleFailed(f"http rule {shown}: {type(exc).__name__}: {exc}") from exc
     if not 200 <= response.status_code < 300:
-        raise HttpRuleFailed(f"http rule {url}: answered HTTP {response.status_code}")
+        raise HttpRuleFailed(f"http rule {shown}: answered HTTP {response.status_code}")
     try:
         data = response.json()
     except ValueError as exc:
-        raise HttpRuleFailed(f"http rule {url}: the answer is not JSON") from exc
+        raise HttpRuleFailed(f"http rule {shown}: the answer is not JSON") from exc
     user_ids = data.get("user_ids") if isinstance(data, dict) else None
     if not isinstance(user_ids, list) or not all(isinstance(u, str) for u in user_ids):
-        raise HttpRuleFailed(f'http rule {url}: expected {{"user_ids": [strings]}}')
+        raise HttpRuleFailed(f'http rule {shown}: expected {{"user_ids": [strings]}}')
+    for user_id in user_ids:
+        if len(user_id) > MAX_USER_ID_LENGTH:
+            # Such an id could never hold a task; storing it would fail the whole command.
+            raise HttpRuleFailed(
+                f"http rule {shown}: user id {user_id[:40]!r}... is longer than "
+                f"{MAX_USER_ID_LENGTH} characters"
+            )
     return [u for u in user_ids if u]
+
+
+def shown_url(url: str) -> str:
+    """`url` as failure reasons show it: no credentials, query string or fragment."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(invalid URL)"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))

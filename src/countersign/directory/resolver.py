@@ -3,22 +3,36 @@
 `user` and `expression` rules resolve locally; `role` and `group` go to the directory adapter
 (file or Keycloak). Failures of an outside system raise `ResolutionFailed` with a reason, so the
 engine can leave a stage `resolving` instead of losing work.
+
+Every id returned must be able to hold a task: at most `MAX_USER_ID_LENGTH` characters (the width
+of the assignee column). An id that cannot would fail the whole command when its task is stored,
+turning a request creation or a decision into a 500 and losing it. From an outside system such
+an id is a resolution failure (its owner can fix the data, and the retry then succeeds); from a
+local rule (a `user` id in the policy, an expression over the request's context), which a retry
+cannot change, it names nobody, like every other value that is not a user id.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from countersign.directory import http_rule
 from countersign.directory.base import Directory
-from countersign.directory.http_rule import HttpRuleCall, HttpRuleFailed
+from countersign.directory.http_rule import (
+    MAX_USER_ID_LENGTH,
+    HttpRuleCall,
+    HttpRuleFailed,
+)
 from countersign.errors import AppError, DirectoryUnavailable
 from countersign.policies.rules import RuleEvaluator
 
 if TYPE_CHECKING:
     from countersign.webhooks.secrets import SecretBox
+
+logger = logging.getLogger(__name__)
 
 
 class ResolutionFailed(Exception):
@@ -54,16 +68,21 @@ class ApproverResolver:
         """User ids for one rule. `http_call` (the request's details and signing secrets) is
         needed for `http` rules; without it (e.g. a simulation) they resolve to nobody."""
         if rule_type == "user":
-            return [str(rule_value["user_id"])]
+            return _local([str(rule_value["user_id"])], rule_type)
         if rule_type == "expression":
-            return _as_user_ids(self.evaluator.evaluate(rule_value.get("logic"), data))
+            return _local(
+                _as_user_ids(self.evaluator.evaluate(rule_value.get("logic"), data)),
+                rule_type,
+            )
         try:
             if rule_type == "role":
-                return await self.directory.users_with_role(
+                users = await self.directory.users_with_role(
                     str(rule_value["role"]), rule_value.get("client")
                 )
+                return _from_directory(users, f"role {rule_value['role']!r}")
             if rule_type == "group":
-                return await self.directory.users_in_group(str(rule_value["group"]))
+                users = await self.directory.users_in_group(str(rule_value["group"]))
+                return _from_directory(users, f"group {rule_value['group']!r}")
         except DirectoryUnavailable as exc:
             raise ResolutionFailed(exc.message) from exc
         if rule_type == "http":
@@ -76,6 +95,27 @@ class ApproverResolver:
             except HttpRuleFailed as exc:
                 raise ResolutionFailed(exc.reason) from exc
         raise AppError(f"unknown rule_type {rule_type!r}")
+
+
+def _local(user_ids: list[str], rule_type: str) -> list[str]:
+    usable = [u for u in user_ids if len(u) <= MAX_USER_ID_LENGTH]
+    if len(usable) != len(user_ids):
+        logger.warning(
+            "%s rule named a user id longer than %d characters; it names nobody",
+            rule_type,
+            MAX_USER_ID_LENGTH,
+        )
+    return usable
+
+
+def _from_directory(user_ids: list[str], what: str) -> list[str]:
+    for user_id in user_ids:
+        if len(user_id) > MAX_USER_ID_LENGTH:
+            raise ResolutionFailed(
+                f"the directory lists a user of {what} whose id {user_id[:40]!r}... is longer "
+                f"than {MAX_USER_ID_LENGTH} characters; it cannot hold a task"
+            )
+    return user_ids
 
 
 def _as_user_ids(value: Any) -> list[str]:

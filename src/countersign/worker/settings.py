@@ -127,26 +127,45 @@ def run() -> None:
 
     arq's worker stops with an exception when its Redis connection breaks (a Redis restart, a
     failover). Deliveries must not stop with it: a fresh worker is started, which waits for Redis
-    to come back, and its first sweep re-rings everything that became due meanwhile.
+    to come back, and its first sweep re-rings everything that became due meanwhile. A stop
+    signal, even one that arrives while the broken worker is winding down, ends the loop.
     """
     while True:
-        stopped: list[signal.Signals] = []
+        stopped: list[int] = []
         worker = create_worker(WorkerSettings)  # type: ignore[arg-type]
-        worker.on_stop = stopped.append
+        _watch_signals(worker, stopped)
         try:
             worker.run()
         except (RedisConnectionError, RedisTimeoutError, ConnectionError) as exc:
+            if not stopped:
+                log.error(
+                    "lost Redis (%s); starting the worker over in %.0f s",
+                    exc,
+                    RESTART_DELAY_SECONDS,
+                )
+            _release(worker)
             if stopped:
                 return
-            log.error(
-                "lost Redis (%s); starting the worker over in %.0f s",
-                exc,
-                RESTART_DELAY_SECONDS,
-            )
-            _release(worker)
             time.sleep(RESTART_DELAY_SECONDS)
             continue
         return
+
+
+def _watch_signals(worker: Any, stopped: list[int]) -> None:
+    """Note stop signals before arq handles them, so a restart never swallows one."""
+    arq_handler = (
+        worker.handle_sig_wait_for_completion
+        if worker._job_completion_wait
+        else worker.handle_sig
+    )
+    loop: asyncio.AbstractEventLoop = worker.loop
+    for signum in (signal.SIGINT, signal.SIGTERM):
+
+        def on_signal(signum: int = signum) -> None:
+            stopped.append(signum)
+            arq_handler(signum)
+
+        loop.add_signal_handler(signum, on_signal)
 
 
 def _release(worker: Any) -> None:

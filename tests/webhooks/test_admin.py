@@ -1,0 +1,308 @@
+"""Delivery admin: list and filter the outbox, read attempts, retry one, recover a window.
+
+No worker runs in these tests unless one says so: the outbox rows stay as the API wrote them, so
+what the endpoints show is not racing a delivery.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from countersign.kit import clock
+from countersign.models import WebhookDelivery
+from tests.fixtures.client import TokenFactory, bearer
+from tests.fixtures.flows import Body, Flow, problem_code, stage
+from tests.fixtures.worker import (  # noqa: F401  (fixtures)
+    WebhookAdmin,
+    Workers,
+    api_fixture,
+    clock_file_fixture,
+    queued_app_fixture,
+    redis_server_fixture,
+    shared_clock_fixture,
+    webhook_settings_fixture,
+    workers_fixture,
+)
+from tests.webhooks.receiver import Receiver
+
+DELIVERY_FIELDS = {
+    "id",
+    "event_id",
+    "request_id",
+    "event_type",
+    "url",
+    "status",
+    "attempt",
+    "next_attempt_at",
+    "last_attempt_at",
+    "last_status_code",
+    "last_error",
+    "created_at",
+    "updated_at",
+}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def admin(api: httpx.AsyncClient, admin_headers: dict[str, str]) -> WebhookAdmin:
+    return WebhookAdmin(api, admin_headers)
+
+
+@pytest.fixture
+async def flow(
+    api: httpx.AsyncClient, admin_headers: dict[str, str], token: TokenFactory
+) -> Flow:
+    flow = Flow(api, admin_headers, token)
+    await flow.publish([stage(1, ["alice"])])
+    return flow
+
+
+async def exhaust(
+    sessionmaker: async_sessionmaker[AsyncSession], *delivery_ids: str
+) -> None:
+    """Mark deliveries as given up, as nine failed attempts would have."""
+    async with sessionmaker() as session:
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_([uuid.UUID(i) for i in delivery_ids]))
+            .values(status="exhausted", attempt=9, next_attempt_at=None)
+        )
+        await session.commit()
+
+
+async def post(
+    admin: WebhookAdmin,
+    path: str,
+    body: Body | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    return await admin.client.post(path, json=body, headers=headers or admin.headers)
+
+
+class TestListing:
+    async def test_every_outbox_row_is_listed_with_its_delivery_state(
+        self, flow: Flow, admin: WebhookAdmin, receiver: Receiver
+    ) -> None:
+        request_id = (await flow.start(callback_url=receiver.url))["request_id"]
+
+        rows = await admin.deliveries()
+
+        assert {r["event_type"] for r in rows} == {"request_created", "stage_started"}
+        for row in rows:
+            assert set(row) >= DELIVERY_FIELDS
+            assert row["request_id"] == request_id
+            assert row["url"] == receiver.url
+            assert (row["status"], row["attempt"]) == ("pending", 0)
+            assert row["last_attempt_at"] is None
+
+    async def test_filters_by_status_request_and_event_type(
+        self,
+        flow: Flow,
+        admin: WebhookAdmin,
+        receiver: Receiver,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        first = (await flow.start(artifact_id="a", callback_url=receiver.url))[
+            "request_id"
+        ]
+        second = (await flow.start(artifact_id="b", callback_url=receiver.url))[
+            "request_id"
+        ]
+        gone = await admin.delivery(first, "request_created")
+        await exhaust(sessionmaker, gone["id"])
+
+        by_status = await admin.deliveries(status="exhausted")
+        by_request = await admin.deliveries(request_id=second)
+        by_type = await admin.deliveries(event_type="stage_started")
+
+        assert [r["id"] for r in by_status] == [gone["id"]]
+        assert {r["request_id"] for r in by_request} == {second}
+        assert len(by_request) == 2
+        assert {r["event_type"] for r in by_type} == {"stage_started"}
+        assert {r["request_id"] for r in by_type} == {first, second}
+
+    async def test_pages_follow_the_next_cursor(
+        self, flow: Flow, admin: WebhookAdmin, receiver: Receiver
+    ) -> None:
+        for n in range(3):
+            await flow.start(artifact_id=f"a-{n}", callback_url=receiver.url)
+
+        seen: list[str] = []
+        params: dict[str, str | int] = {"limit": 4}
+        while True:
+            page = await admin.client.get(
+                "/v1/admin/deliveries", params=params, headers=admin.headers
+            )
+            assert page.status_code == 200, page.text
+            seen += [r["id"] for r in page.json()]
+            cursor = page.headers.get("X-Next-Cursor")
+            if cursor is None:
+                assert "Link" not in page.headers
+                break
+            assert 'rel="next"' in page.headers["Link"]
+            params = {"limit": 4, "cursor": cursor}
+
+        assert len(seen) == len(set(seen)) == 6
+
+    async def test_viewers_read_and_other_principals_do_not(
+        self,
+        flow: Flow,
+        admin: WebhookAdmin,
+        receiver: Receiver,
+        viewer_headers: dict[str, str],
+        token: TokenFactory,
+    ) -> None:
+        await flow.start(callback_url=receiver.url)
+        delivery_id = (await admin.deliveries())[0]["id"]
+        caller = bearer(token("registry-svc", azp="registry"))
+
+        for path in (
+            "/v1/admin/deliveries",
+            f"/v1/admin/deliveries/{delivery_id}/attempts",
+        ):
+            viewer = await admin.client.get(path, headers=viewer_headers)
+            other = await admin.client.get(path, headers=caller)
+            assert viewer.status_code == 200, viewer.text
+            assert other.status_code == 403
+            assert problem_code(other) == "forbidden"
+
+    async def test_attempts_of_an_unknown_delivery_are_404(
+        self, admin: WebhookAdmin
+    ) -> None:
+        response = await admin.client.get(
+            f"/v1/admin/deliveries/{uuid.uuid4()}/attempts", headers=admin.headers
+        )
+
+        assert response.status_code == 404
+        assert problem_code(response) == "task_not_found"
+
+
+class TestRetry:
+    async def test_retry_resets_the_attempt_count_and_is_audited(
+        self,
+        flow: Flow,
+        admin: WebhookAdmin,
+        receiver: Receiver,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        request_id = (await flow.start(callback_url=receiver.url))["request_id"]
+        delivery = await admin.delivery(request_id, "request_created")
+        await exhaust(sessionmaker, delivery["id"])
+
+        response = await post(admin, f"/v1/admin/deliveries/{delivery['id']}/retry")
+
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert set(body) >= DELIVERY_FIELDS
+        assert (body["status"], body["attempt"]) == ("pending", 0)
+        assert body["next_attempt_at"] is not None
+        audit = await admin.client.get(
+            "/v1/admin/audit",
+            params={"action": "delivery.retry", "resource_id": delivery["id"]},
+            headers=admin.headers,
+        )
+        assert [(e["before"], e["after"]) for e in audit.json()] == [
+            ({"status": "exhausted"}, {"status": "pending"})
+        ]
+
+    async def test_retry_needs_an_admin_and_a_known_undelivered_delivery(
+        self,
+        flow: Flow,
+        admin: WebhookAdmin,
+        receiver: Receiver,
+        viewer_headers: dict[str, str],
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        request_id = (await flow.start(callback_url=receiver.url))["request_id"]
+        delivery = await admin.delivery(request_id, "request_created")
+        async with sessionmaker() as session:
+            await session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == uuid.UUID(delivery["id"]))
+                .values(status="delivered")
+            )
+            await session.commit()
+
+        delivered = await post(admin, f"/v1/admin/deliveries/{delivery['id']}/retry")
+        unknown = await post(admin, f"/v1/admin/deliveries/{uuid.uuid4()}/retry")
+        viewer = await post(
+            admin,
+            f"/v1/admin/deliveries/{delivery['id']}/retry",
+            headers=viewer_headers,
+        )
+
+        assert delivered.status_code == 409
+        assert problem_code(delivered) == "invalid_state"
+        assert unknown.status_code == 404
+        assert problem_code(unknown) == "task_not_found"
+        assert viewer.status_code == 403
+
+
+class TestRecover:
+    async def test_requeues_the_exhausted_deliveries_created_in_the_window(
+        self,
+        flow: Flow,
+        admin: WebhookAdmin,
+        receiver: Receiver,
+        workers: Workers,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        await admin.create_secret()
+        request_id = (await flow.start(callback_url=receiver.url))["request_id"]
+        rows = await admin.deliveries(request_id=request_id)
+        await exhaust(sessionmaker, *(r["id"] for r in rows))
+        now = clock.now()
+
+        outside = await post(
+            admin,
+            "/v1/admin/deliveries/recover",
+            {
+                "since": (now - timedelta(days=2)).isoformat(),
+                "until": (now - timedelta(days=1)).isoformat(),
+            },
+        )
+        inside = await post(
+            admin,
+            "/v1/admin/deliveries/recover",
+            {
+                "since": (now - timedelta(hours=1)).isoformat(),
+                "until": (now + timedelta(hours=1)).isoformat(),
+            },
+        )
+
+        assert outside.status_code == 200, outside.text
+        assert outside.json() == {"requeued": 0}
+        assert inside.json() == {"requeued": 2}
+        assert {r["status"] for r in await admin.deliveries()} == {"pending"}
+
+        worker = workers.start()
+        delivered = await receiver.wait_for_delivered(2)
+        assert [c.event_type for c in delivered] == ["request_created", "stage_started"]
+        for row in rows:
+            attempts = await admin.wait_for_attempts(row["id"], 1, workers=(worker,))
+            assert [(a["attempt"], a["trigger"]) for a in attempts] == [(1, "manual")]
+
+    async def test_the_window_must_be_ordered(self, admin: WebhookAdmin) -> None:
+        now = clock.now()
+
+        response = await post(
+            admin,
+            "/v1/admin/deliveries/recover",
+            {"since": now.isoformat(), "until": (now - timedelta(hours=1)).isoformat()},
+        )
+
+        assert response.status_code == 422
+        assert problem_code(response) == "validation_failed"

@@ -589,11 +589,6 @@ class TestIdsThatCannotHoldATask:
         assert created.status_code == 201, created.text
         assert [t["assignee"] for t in created.json()["tasks"]] == ["alice"]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG (policies/domain.py, not ours to fix): a `user` rule's user_id is not "
-        "length-checked at save; the policy saves and its id can never hold a task",
-    )
     async def test_a_user_rule_with_an_overlong_id_is_refused_at_save(
         self, flow: Flow
     ) -> None:

@@ -550,15 +550,6 @@ class TestOperatorRoutes:
 
 
 class TestAweInboxAlias:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG / contract conflict (tasks/endpoints.py `_scope`, not ours to fix): "
-        "`GET /v1/awe/tasks?assignee=*` without status gives any principal every completed "
-        "task of every request, with its context, including requests it may not see. API.md "
-        "'AWE compatibility' says 'the completed tasks plus the principal's own'; 'Identity' "
-        "says tasks are visible only with their request. tests/tasks/test_inbox.py::"
-        "test_the_awe_alias_without_status_gives_completed_tasks_plus_own asserts the leak.",
-    )
     async def test_it_shows_no_task_of_a_request_the_principal_may_not_see(
         self, world: World
     ) -> None:

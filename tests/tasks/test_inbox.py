@@ -507,12 +507,37 @@ class TestOtherPeoplesTasks:
     async def test_the_awe_alias_without_status_gives_completed_tasks_plus_own(
         self, client: httpx.AsyncClient, world: World, token: TokenFactory
     ) -> None:
-        page = await inbox(client, bearer(token("dave")), "/v1/awe/tasks", assignee="*")
+        # AWE's answer (completed tasks plus one's own), within the visibility rule: completed
+        # tasks of requests the principal may see at all.
+        alice = await inbox(
+            client, bearer(token("alice")), "/v1/awe/tasks", assignee="*"
+        )
+        colleague = await inbox(
+            client,
+            bearer(token("registry-clerk", azp="registry")),
+            "/v1/awe/tasks",
+            assignee="*",
+        )
 
-        assert who_what(page) == {
-            ("dave", "PAY-7", "open"),
+        assert who_what(alice) == {
+            ("alice", "CR-1001", "open"),
+            ("alice", "CR-1002", "open"),
+            ("alice", "PAY-7", "open"),
             ("bob", "CR-1001", "completed"),
         }
+        assert who_what(colleague) == {("bob", "CR-1001", "completed")}
+
+    async def test_the_awe_alias_never_shows_completed_tasks_of_requests_one_cannot_see(
+        self, client: httpx.AsyncClient, world: World, token: TokenFactory
+    ) -> None:
+        # dave holds a task on PAY-7 only; bob's completed task on CR-1001 is none of his business.
+        dave = await inbox(client, bearer(token("dave")), "/v1/awe/tasks", assignee="*")
+        mallory = await inbox(
+            client, bearer(token("mallory")), "/v1/awe/tasks", assignee="*"
+        )
+
+        assert who_what(dave) == {("dave", "PAY-7", "open")}
+        assert mallory["items"] == []
 
     async def test_the_awe_alias_with_a_status_follows_the_general_rule(
         self, client: httpx.AsyncClient, world: World, token: TokenFactory

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
@@ -14,8 +13,8 @@ from countersign.identity.dependencies import ReaderDep
 from countersign.kit.pagination import (
     CursorQuery,
     LimitQuery,
-    decode_cursor,
-    encode_cursor,
+    decode_keyset,
+    encode_keyset,
     set_next_page_headers,
 )
 from countersign.kit.problem import problem_responses
@@ -43,8 +42,7 @@ async def list_audit_entries(
     """List audit entries, newest first."""
     before = None
     if cursor:
-        created_at, entry_id = decode_cursor(cursor, size=2)
-        before = (datetime.fromisoformat(str(created_at)), uuid.UUID(str(entry_id)))
+        before = decode_keyset(cursor)
     entries = await AuditRepository(session).list_entries(
         actor=actor,
         action=action,
@@ -59,6 +57,6 @@ async def list_audit_entries(
     next_cursor = None
     if len(entries) > limit:
         last = page[-1]
-        next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
+        next_cursor = encode_keyset(last.created_at, last.id)
     set_next_page_headers(request, response, next_cursor)
     return [AuditEntryOut.model_validate(e) for e in page]

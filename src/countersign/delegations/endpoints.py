@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from fastapi import APIRouter, Request, Response, status
 
@@ -15,8 +14,8 @@ from countersign.identity.dependencies import PrincipalDep
 from countersign.kit.pagination import (
     CursorQuery,
     LimitQuery,
-    decode_cursor,
-    encode_cursor,
+    decode_keyset,
+    encode_keyset,
     set_next_page_headers,
 )
 from countersign.kit.problem import problem_responses
@@ -41,11 +40,7 @@ async def list_delegations(
     """
     after = None
     if cursor:
-        starts_at, last_id = decode_cursor(cursor, size=2)
-        try:
-            after = (datetime.fromisoformat(str(starts_at)), uuid.UUID(str(last_id)))
-        except ValueError:
-            after = None
+        after = decode_keyset(cursor)
         if after is None or after[0].tzinfo is None:
             raise ValidationFailed(
                 "invalid cursor",
@@ -63,7 +58,7 @@ async def list_delegations(
     next_cursor = None
     if len(rows) > limit:
         last = page[-1]
-        next_cursor = encode_cursor([last.starts_at.isoformat(), str(last.id)])
+        next_cursor = encode_keyset(last.starts_at, last.id)
     set_next_page_headers(request, response, next_cursor)
     return [DelegationOut.model_validate(d) for d in page]
 

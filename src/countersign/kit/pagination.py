@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
@@ -46,3 +48,21 @@ def set_next_page_headers(
     url = request.url.include_query_params(cursor=next_cursor)
     response.headers["X-Next-Cursor"] = next_cursor
     response.headers["Link"] = f'<{url}>; rel="next"'
+
+
+def encode_keyset(created_at: datetime, row_id: uuid.UUID) -> str:
+    """The cursor of lists ordered by (created_at, id) descending."""
+    return encode_cursor([created_at.isoformat(), str(row_id)])
+
+
+def decode_keyset(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """Inverse of `encode_keyset`; a cursor this service did not issue is a 422, never a 500."""
+    created_at, row_id = decode_cursor(cursor, size=2)
+    try:
+        when = datetime.fromisoformat(str(created_at))
+        return when if when.tzinfo else when.replace(tzinfo=UTC), uuid.UUID(str(row_id))
+    except ValueError as exc:
+        raise ValidationFailed(
+            "invalid cursor",
+            [FieldProblem("/cursor", "not a cursor this service issued")],
+        ) from exc

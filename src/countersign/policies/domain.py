@@ -24,6 +24,7 @@ from countersign.policies.schemas import PolicyIn, StageIn
 SKIP_REASON_SKIP_IF: Final = "skip_if"
 SKIP_REASON_NO_APPROVERS: Final = "no_approvers_resolved"
 MAX_HTTP_TIMEOUT_SECONDS: Final = 30
+MAX_USER_ID_LENGTH: Final = 200
 
 _evaluator: Final = RuleEvaluator()
 
@@ -241,7 +242,15 @@ def _validate_rule_value(
     # Keys the contract does not define are ignored rather than refused, like unknown fields of
     # the body: AWE-written policies must load unchanged.
     if rule_type == "user":
-        _require_text(value, "user_id", at, problems)
+        if (
+            _require_text(value, "user_id", at, problems)
+            and len(value["user_id"]) > MAX_USER_ID_LENGTH
+        ):
+            # A principal id longer than a task's assignee column could never hold a task.
+            problems.add(
+                f"{at}/user_id",
+                f"user_id must be at most {MAX_USER_ID_LENGTH} characters",
+            )
     elif rule_type == "role":
         _require_text(value, "role", at, problems)
         client = value.get("client")

@@ -15,8 +15,8 @@ from countersign.kit import idempotency
 from countersign.kit.pagination import (
     CursorQuery,
     LimitQuery,
-    decode_cursor,
-    encode_cursor,
+    decode_keyset,
+    encode_keyset,
     set_next_page_headers,
 )
 from countersign.kit.problem import problem_responses
@@ -124,8 +124,7 @@ async def list_requests(
     """List the requests the caller may see, newest first."""
     before = None
     if cursor:
-        created_at, request_id = decode_cursor(cursor, size=2)
-        before = (datetime.fromisoformat(str(created_at)), uuid.UUID(str(request_id)))
+        before = decode_keyset(cursor)
     rows = await request_service.list_requests(
         session,
         principal=principal,
@@ -142,7 +141,7 @@ async def list_requests(
     page = list(rows[:limit])
     next_cursor = None
     if len(rows) > limit:
-        next_cursor = encode_cursor([page[-1].created_at.isoformat(), str(page[-1].id)])
+        next_cursor = encode_keyset(page[-1].created_at, page[-1].id)
     set_next_page_headers(request, response, next_cursor)
     return await request_service.request_outs(session, page)
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from countersign.directory.http_rule import HttpRuleCall
 from countersign.directory.resolver import ApproverResolver, ResolutionFailed
-from countersign.errors import AppError
+from countersign.errors import AppError, RuleEvaluationError, RuleUnsafe
 from countersign.kit.clock import now, rfc3339
 from countersign.models import (
     ApprovalRequest,
@@ -53,6 +53,12 @@ class Context:
     request: ApprovalRequest
     policy: Policy
     resolver: ApproverResolver
+    # A JSONLogic rule (skip_if, expression) that fails on the context: "raise" when the person
+    # sending that context is waiting for the answer (create, resubmit: a 422, nothing written);
+    # "reject" otherwise (a decision or a timer started the stage: the decision stands, and the
+    # request is rejected with reason rule_evaluation_failed, since a pinned policy version and a
+    # fixed context would fail the same way on every retry).
+    rule_errors: str = "reject"
 
     @property
     def repository(self) -> RequestRepository:
@@ -254,16 +260,15 @@ async def start_stage(
     policy_stage = _policy_stage(policy, stage)
     facts = request_facts(request)
     at = now()
-    skipped, reason = policy_domain.should_skip(
-        policy_stage, facts, ctx.resolver.evaluator
-    )
-    if skipped:
-        return await _skip_stage(
-            ctx, stage, reason or policy_domain.SKIP_REASON_SKIP_IF, actor
-        )
-
-    resolved: list[tuple[Any, list[str]]] = []
     try:
+        skipped, reason = policy_domain.should_skip(
+            policy_stage, facts, ctx.resolver.evaluator
+        )
+        if skipped:
+            return await _skip_stage(
+                ctx, stage, reason or policy_domain.SKIP_REASON_SKIP_IF, actor
+            )
+        resolved: list[tuple[Any, list[str]]] = []
         call = await http_rule_call(ctx, stage.stage_order, policy_stage.rules)
         for rule in policy_stage.rules:
             users = await ctx.resolver.resolve(
@@ -272,6 +277,13 @@ async def start_stage(
             resolved.append((rule, users))
     except ResolutionFailed as failure:
         await _resolution_failed(ctx, stage, failure.reason, actor)
+        return []
+    except (RuleEvaluationError, RuleUnsafe) as error:
+        if ctx.rule_errors == "raise":
+            raise
+        await _reject_stage(
+            ctx, stage, "rule_evaluation_failed", actor, detail=error.message
+        )
         return []
 
     prior = (
@@ -414,6 +426,27 @@ def apply_delegation(
     if delegate in barred or delegate in approvers:
         return person, None
     return delegate, person
+
+
+async def _reject_stage(
+    ctx: Context, stage: RequestStage, reason: str, actor: str, *, detail: str
+) -> None:
+    stage.status = "rejected"
+    stage.completed_at = now()
+    stage.skip_reason = reason
+    await append_event(
+        ctx.session,
+        ctx.request,
+        "stage_completed",
+        actor,
+        {
+            "stage_order": stage.stage_order,
+            "name": stage.name,
+            "outcome": "rejected",
+            "reason": reason,
+            "detail": detail,
+        },
+    )
 
 
 async def _skip_stage(

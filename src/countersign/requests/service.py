@@ -216,7 +216,7 @@ async def create_request(
             "expires_at": rfc3339(request.expires_at) if request.expires_at else None,
         },
     )
-    ctx = engine.Context(session, request, policy, resolver)
+    ctx = engine.Context(session, request, policy, resolver, rule_errors="raise")
     tasks = await engine.advance(ctx, principal.id)
     await session.flush()
     return request, tasks
@@ -317,7 +317,7 @@ async def resubmit_request(
             "context_changed": context is not None,
         },
     )
-    ctx = engine.Context(session, request, policy, resolver)
+    ctx = engine.Context(session, request, policy, resolver, rule_errors="raise")
     tasks = await engine.advance(ctx, principal.id)
     await session.flush()
     return request, tasks

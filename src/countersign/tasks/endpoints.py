@@ -72,10 +72,14 @@ async def _scope(
         if visible.source_service == principal.id:
             return TaskFilter(assignee=None)
         # Who else is still pending stays private: completed tasks plus the principal's own.
-        return TaskFilter(assignee=None, own_plus_completed=principal.id)
+        return TaskFilter(
+            assignee=None, own_plus_completed=principal.id, own_azp=principal.azp
+        )
     if assignee == "*" and _is_awe_alias(request) and not statuses:
         # AWE clients read "everyone's" inbox this way; AWE answered with completed tasks + own.
-        return TaskFilter(assignee=None, own_plus_completed=principal.id)
+        return TaskFilter(
+            assignee=None, own_plus_completed=principal.id, own_azp=principal.azp
+        )
     raise Forbidden("listing other users' tasks needs the admin or viewer role")
 
 
@@ -102,6 +106,7 @@ async def list_tasks(
     f = TaskFilter(
         assignee=scope.assignee,
         own_plus_completed=scope.own_plus_completed,
+        own_azp=scope.own_azp,
         request_id=request_id if request_id is not None else scope.request_id,
         statuses=statuses,
         artifact_type=artifact_type,

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Select,
     String,
     Uuid,
+    and_,
     bindparam,
     exists,
     func,
@@ -31,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import BindParameter
 
 from countersign.db import UtcDateTime
 from countersign.models import ApprovalRequest, Policy, Task
@@ -44,8 +46,10 @@ class TaskFilter:
 
     # None = any assignee.
     assignee: str | None
-    # When set (with assignee None): only these people's tasks, plus completed tasks of anyone.
+    # When set (with assignee None): this person's tasks, plus completed tasks of the requests
+    # they may see (their `azp` is `own_azp`); who else is still pending stays private.
     own_plus_completed: str | None = None
+    own_azp: str | None = None
     request_id: uuid.UUID | None = None
     statuses: tuple[str, ...] = ()
     artifact_type: str | None = None
@@ -122,8 +126,20 @@ def _conditions(shape: _Shape, *, status: str | None) -> list[ColumnElement[bool
     if shape.assignee:
         where.append(Task.assignee == bindparam("inbox_assignee"))
     if shape.own_plus_completed:
+        own: BindParameter[str] = bindparam("inbox_own", type_=String())
+        holder = aliased(Task)
+        # The visibility rule of requests (requests/repository.visible_to) with bound values, so
+        # one cached statement serves every principal.
+        visible = or_(
+            ApprovalRequest.source_service == own,
+            ApprovalRequest.requester == own,
+            ApprovalRequest.source_client == bindparam("inbox_azp"),
+            exists().where(
+                holder.request_id == ApprovalRequest.id, holder.assignee == own
+            ),
+        )
         where.append(
-            or_(Task.assignee == bindparam("inbox_own"), Task.status == "completed")
+            or_(Task.assignee == own, and_(Task.status == "completed", visible))
         )
     if shape.request_id:
         where.append(Task.request_id == bindparam("inbox_request_id", type_=Uuid()))
@@ -193,9 +209,9 @@ def _build_page(shape: _Shape) -> Select[Any]:
 
 
 def _build_count(shape: _Shape) -> Select[Any]:
-    # Only a text search needs the request (its context); every task has one (foreign key).
+    # Only a text search or the visibility rule needs the request; every task has one (foreign key).
     inner = select(Task.id)
-    if shape.search:
+    if shape.search or shape.own_plus_completed:
         inner = inner.join(ApprovalRequest, ApprovalRequest.id == Task.request_id)
     inner = inner.where(*_conditions(shape, status=None))
     return select(func.count()).select_from(inner.subquery())
@@ -220,6 +236,7 @@ def _parameters(
     values: dict[str, Any] = {
         "inbox_assignee": f.assignee,
         "inbox_own": f.own_plus_completed,
+        "inbox_azp": f.own_azp,
         "inbox_request_id": f.request_id,
         "inbox_artifact_type": f.artifact_type,
         "inbox_policy_key": f.policy_key,

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response, status
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 
 from countersign.audit import service as audit_service
 from countersign.db import SessionDep
@@ -16,8 +15,8 @@ from countersign.identity.dependencies import AdminDep, ReaderDep
 from countersign.kit.pagination import (
     CursorQuery,
     LimitQuery,
-    decode_cursor,
-    encode_cursor,
+    decode_keyset,
+    encode_keyset,
     set_next_page_headers,
 )
 from countersign.kit.problem import problem_responses
@@ -75,18 +74,15 @@ async def list_deliveries(
     if event_type is not None:
         statement = statement.where(WebhookDelivery.event_type == event_type)
     if cursor:
-        created_at, delivery_id = decode_cursor(cursor, size=2)
-        from sqlalchemy import tuple_
-
         statement = statement.where(
             tuple_(WebhookDelivery.created_at, WebhookDelivery.id)
-            < (datetime.fromisoformat(str(created_at)), uuid.UUID(str(delivery_id)))
+            < decode_keyset(cursor)
         )
     rows = list((await session.execute(statement)).scalars().all())
     page = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
-        next_cursor = encode_cursor([page[-1].created_at.isoformat(), str(page[-1].id)])
+        next_cursor = encode_keyset(page[-1].created_at, page[-1].id)
     set_next_page_headers(request, response, next_cursor)
     return [DeliveryOut.model_validate(d) for d in page]
 

@@ -61,6 +61,17 @@ pytestmark = pytest.mark.slow
 LEASE_SECONDS = 60
 NOT_DELIVERED = {"decision_recorded", "stage_quorum_skipped"}
 
+ISSUER = "https://idp.test/realms/registry"
+AUDIENCE = "countersign"
+# A worker outside dev mode that may reach 127.0.0.1 and nothing else non-public.
+STRICT_WORKER_ENV = {
+    "COUNTERSIGN_AUTH_MODE": "oidc",
+    "COUNTERSIGN_OIDC_JWKS_URL": "http://127.0.0.1:9/unused-by-workers",
+    "COUNTERSIGN_OIDC_ISSUERS": ISSUER,
+    "COUNTERSIGN_OIDC_AUDIENCE": AUDIENCE,
+    "COUNTERSIGN_OUTBOUND_ALLOW": "127.0.0.1/32",
+}
+
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
@@ -193,18 +204,6 @@ async def wait_until_all_delivered(
     await eventually(
         recorded, within=within, what="every outbox row delivered", workers=workers
     )
-
-
-ISSUER = "https://idp.test/realms/registry"
-AUDIENCE = "countersign"
-# A worker outside dev mode that may reach 127.0.0.1 and nothing else non-public.
-STRICT_WORKER_ENV = {
-    "COUNTERSIGN_AUTH_MODE": "oidc",
-    "COUNTERSIGN_OIDC_JWKS_URL": "http://127.0.0.1:9/unused-by-workers",
-    "COUNTERSIGN_OIDC_ISSUERS": ISSUER,
-    "COUNTERSIGN_OIDC_AUDIENCE": AUDIENCE,
-    "COUNTERSIGN_OUTBOUND_ALLOW": "127.0.0.1/32",
-}
 
 
 def async_predicate(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
@@ -15,7 +14,7 @@ from countersign.directory.dependencies import ResolverDep
 from countersign.errors import AppError, FieldProblem, Forbidden, ValidationFailed
 from countersign.identity.dependencies import AdminDep, PrincipalDep
 from countersign.identity.principal import Principal
-from countersign.kit.pagination import decode_cursor, encode_cursor
+from countersign.kit.pagination import decode_keyset, encode_keyset
 from countersign.kit.problem import problem_body, problem_responses
 from countersign.requests.repository import RequestRepository
 from countersign.requests.schemas import (
@@ -115,7 +114,7 @@ async def list_tasks(
     )
     repository = TaskRepository(session)
     if cursor is not None:
-        after = _decode_task_cursor(cursor)
+        after = decode_keyset(cursor)
         rows = await repository.page(f, offset=None, after=after, limit=page_size + 1)
         total = None
         current_page = None
@@ -129,7 +128,7 @@ async def list_tasks(
     next_cursor = None
     if len(rows) > page_size:
         last = rows[page_size - 1][0]
-        next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
+        next_cursor = encode_keyset(last.created_at, last.id)
     return TaskPage(
         items=items,
         total=total,
@@ -137,24 +136,6 @@ async def list_tasks(
         page_size=page_size,
         pages=math.ceil(total / page_size) if total is not None else None,
         next_cursor=next_cursor,
-    )
-
-
-def _decode_task_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """(created_at, id) of the last task of the previous page; anything else is a 422, not a 500."""
-    created_at, task_id = decode_cursor(cursor, size=2)
-    try:
-        after = (datetime.fromisoformat(str(created_at)), uuid.UUID(str(task_id)))
-    except ValueError as exc:
-        raise _invalid_cursor() from exc
-    if after[0].tzinfo is None:
-        raise _invalid_cursor()
-    return after
-
-
-def _invalid_cursor() -> ValidationFailed:
-    return ValidationFailed(
-        "invalid cursor", [FieldProblem("/cursor", "not a cursor this service issued")]
     )
 
 

@@ -17,7 +17,6 @@ from fastapi.routing import APIRoute
 from countersign import __version__
 from countersign.audit import endpoints as audit_endpoints
 from countersign.config import Settings, get_settings
-from countersign.db import create_engine
 from countersign.delegations import endpoints as delegation_endpoints
 from countersign.directory import endpoints as directory_endpoints
 from countersign.directory.base import Directory
@@ -94,7 +93,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
+        engine = settings.engine()
         queue: JobQueue = (
             ArqQueue(url=settings.redis_url) if settings.redis_url else LocalQueue()
         )

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from countersign import migrate
 from countersign.config import AuthMode, Settings
-from countersign.db import create_engine, create_sessionmaker
+from countersign.db import create_sessionmaker
 from countersign.policies import service as policy_service
 from countersign.policies.schemas import PolicyIn
 
@@ -68,7 +68,7 @@ def prepare_embedded(settings: Settings, *, migrate_schema: bool = True) -> Sett
 
 async def _create_sample_policy(settings: Settings) -> str:
     data = PolicyIn.model_validate(yaml.safe_load(sample_text("policy.yaml")))
-    engine = create_engine(settings.database_url)
+    engine = settings.engine()
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
             await policy_service.create_policy(

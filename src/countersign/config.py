@@ -5,10 +5,13 @@ from __future__ import annotations
 import enum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 # The documented placeholder. It is a valid Fernet key so that dev mode works out of the box, and
 # it is refused outside dev mode, because anyone can read it here.
@@ -77,6 +80,11 @@ class Settings(BaseSettings):
     jwks_refetch_interval_seconds: float = 30.0
     jwt_leeway_seconds: int = 30
 
+    # Connections per process: API and worker processes each keep up to `db_pool_size` open and
+    # burst to `db_pool_size + db_max_overflow`; size PostgreSQL's max_connections for all of them.
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=20, ge=0)
+
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -101,6 +109,16 @@ class Settings(BaseSettings):
                 "COUNTERSIGN_OIDC_ISSUERS and COUNTERSIGN_OIDC_AUDIENCE"
             )
         return self
+
+    def engine(self) -> AsyncEngine:
+        """A new engine for this configuration (one per process)."""
+        from countersign.db import create_engine
+
+        return create_engine(
+            self.database_url,
+            pool_size=self.db_pool_size,
+            max_overflow=self.db_max_overflow,
+        )
 
     @property
     def is_sqlite(self) -> bool:

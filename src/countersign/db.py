@@ -78,7 +78,9 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
-def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool: bool = True, pool_size: int = 10, max_overflow: int = 20
+) -> AsyncEngine:
     """One engine per process. SQLite gets WAL, foreign keys and `BEGIN IMMEDIATE` writes."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
@@ -88,7 +90,7 @@ def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
     if not pool:
         kwargs = {"poolclass": NullPool}
     else:
-        kwargs.update(pool_size=10, max_overflow=20)
+        kwargs.update(pool_size=pool_size, max_overflow=max_overflow)
     return create_async_engine(url, **kwargs)
 
 

@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from countersign.config import Settings
-from countersign.db import create_engine, create_sessionmaker
+from countersign.db import create_sessionmaker
 from countersign.directory.cache import close_directory
 from countersign.directory.resolver import ApproverResolver
 from countersign.kit.outbound import GuardedTransport, OutboundPolicy
@@ -57,7 +57,7 @@ class Runtime:
         resolver: ApproverResolver | None = None,
     ) -> Runtime:
         owns = engine is None
-        engine = engine or create_engine(settings.database_url)
+        engine = engine or settings.engine()
         runtime = cls(
             settings=settings,
             engine=engine,

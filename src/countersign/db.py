@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, event
@@ -22,6 +23,9 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
+
+if TYPE_CHECKING:
+    from countersign.worker.queue import JobQueue
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -118,15 +122,17 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The API's one transaction per HTTP request.
+@asynccontextmanager
+async def transaction(
+    sessionmaker: async_sessionmaker[AsyncSession], queue: JobQueue
+) -> AsyncIterator[AsyncSession]:
+    """The one transaction edge (an HTTP request or a job step): commit or roll back here only.
 
-    Injected with `scope="function"` so the commit runs before the response is sent: a failed
-    commit becomes a 500, never a 201 (ADR 0002).
+    Jobs the work asked for (`worker.queue.enqueue`) are sent only after the commit, and dropped on
+    rollback, so no worker ever hears of rows that were not committed (ADR 0002).
     """
     from countersign.worker.queue import flush, start_buffer
 
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     jobs = start_buffer()
     async with sessionmaker() as session:
         try:
@@ -137,8 +143,19 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
         else:
             await session.commit()
-    # Only now that the work is durable may workers hear of it (enqueue-after-commit).
-    await flush(request.app.state.job_queue, jobs)
+    await flush(queue, jobs)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The API's one transaction per HTTP request.
+
+    Injected with `scope="function"` so the commit runs before the response is sent: a failed
+    commit becomes a 500, never a 201 (ADR 0002).
+    """
+    async with transaction(
+        request.app.state.sessionmaker, request.app.state.job_queue
+    ) as session:
+        yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

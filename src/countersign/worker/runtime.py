@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from countersign.config import Settings
-from countersign.db import create_sessionmaker
+from countersign.db import create_sessionmaker, transaction
 from countersign.directory.cache import close_directory
 from countersign.directory.resolver import ApproverResolver
 from countersign.kit.outbound import GuardedTransport, OutboundPolicy
 from countersign.webhooks.secrets import SecretBox
-from countersign.worker.queue import JobQueue, flush, start_buffer
+from countersign.worker.queue import JobQueue
 
 
 def outbound_client(settings: Settings) -> httpx.AsyncClient:
@@ -73,20 +72,9 @@ class Runtime:
         runtime.resolver.secret_box = runtime.box
         return runtime
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         """One job step = one transaction; jobs it asks for are sent after the commit."""
-        jobs = start_buffer()
-        async with self.sessionmaker() as session:
-            try:
-                yield session
-            except BaseException:
-                await session.rollback()
-                jobs.clear()
-                raise
-            else:
-                await session.commit()
-        await flush(self.queue, jobs)
+        return transaction(self.sessionmaker, self.queue)
 
     async def close(self) -> None:
         await self.http_client.aclose()

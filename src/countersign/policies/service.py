@@ -141,6 +141,27 @@ async def _reload(session: AsyncSession, policy: Policy) -> Policy:
     )
 
 
+async def _insert_draft(
+    session: AsyncSession, data: PolicyIn, *, version: int, actor: str, action: str
+) -> Policy:
+    """Store a new draft version (the caller holds the key's lock) and audit it."""
+    policy = Policy(
+        policy_key=data.policy_key, version=version, status="draft", created_by=actor
+    )
+    _apply_fields(policy, data)
+    session.add(policy)
+    policy = await _reload(session, policy)
+    await audit_service.record(
+        session,
+        actor=actor,
+        action=action,
+        resource_type="policy",
+        resource_id=f"{policy.policy_key}@{policy.version}",
+        after=_snapshot(policy),
+    )
+    return policy
+
+
 async def create_policy(
     session: AsyncSession,
     *,
@@ -156,21 +177,9 @@ async def create_policy(
         raise PolicyExists(
             f"policy {data.policy_key!r} already exists; PUT /v1/policies/{data.policy_key} adds a version"
         )
-    policy = Policy(
-        policy_key=data.policy_key, version=1, status="draft", created_by=actor
+    return await _insert_draft(
+        session, data, version=1, actor=actor, action="policy.create"
     )
-    _apply_fields(policy, data)
-    session.add(policy)
-    policy = await _reload(session, policy)
-    await audit_service.record(
-        session,
-        actor=actor,
-        action="policy.create",
-        resource_type="policy",
-        resource_id=f"{policy.policy_key}@{policy.version}",
-        after=_snapshot(policy),
-    )
-    return policy
 
 
 async def add_version(
@@ -193,21 +202,9 @@ async def add_version(
         raise PolicyNotFound(
             f"policy {policy_key!r} does not exist; POST /v1/policies creates it"
         )
-    policy = Policy(
-        policy_key=policy_key, version=latest + 1, status="draft", created_by=actor
+    return await _insert_draft(
+        session, data, version=latest + 1, actor=actor, action="policy.add_version"
     )
-    _apply_fields(policy, data)
-    session.add(policy)
-    policy = await _reload(session, policy)
-    await audit_service.record(
-        session,
-        actor=actor,
-        action="policy.add_version",
-        resource_type="policy",
-        resource_id=f"{policy.policy_key}@{policy.version}",
-        after=_snapshot(policy),
-    )
-    return policy
 
 
 async def patch_version(

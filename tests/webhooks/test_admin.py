@@ -23,7 +23,12 @@ from tests.fixtures.worker import (  # noqa: F401  (fixtures)
     WebhookAdmin,
     Workers,
     api_fixture,
+    clean_hooks_database_fixture,
     clock_file_fixture,
+    hooks_database_url_fixture,
+    hooks_engine_fixture,
+    hooks_sessionmaker_fixture,
+    hooks_settings_fixture,
     queued_app_fixture,
     redis_server_fixture,
     shared_clock_fixture,
@@ -70,10 +75,10 @@ async def flow(
 
 
 async def exhaust(
-    sessionmaker: async_sessionmaker[AsyncSession], *delivery_ids: str
+    hooks_sessionmaker: async_sessionmaker[AsyncSession], *delivery_ids: str
 ) -> None:
     """Mark deliveries as given up, as nine failed attempts would have."""
-    async with sessionmaker() as session:
+    async with hooks_sessionmaker() as session:
         await session.execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.id.in_([uuid.UUID(i) for i in delivery_ids]))
@@ -113,7 +118,7 @@ class TestListing:
         flow: Flow,
         admin: WebhookAdmin,
         receiver: Receiver,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        hooks_sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
         first = (await flow.start(artifact_id="a", callback_url=receiver.url))[
             "request_id"
@@ -122,7 +127,7 @@ class TestListing:
             "request_id"
         ]
         gone = await admin.delivery(first, "request_created")
-        await exhaust(sessionmaker, gone["id"])
+        await exhaust(hooks_sessionmaker, gone["id"])
 
         by_status = await admin.deliveries(status="exhausted")
         by_request = await admin.deliveries(request_id=second)
@@ -196,11 +201,11 @@ class TestRetry:
         flow: Flow,
         admin: WebhookAdmin,
         receiver: Receiver,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        hooks_sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
         request_id = (await flow.start(callback_url=receiver.url))["request_id"]
         delivery = await admin.delivery(request_id, "request_created")
-        await exhaust(sessionmaker, delivery["id"])
+        await exhaust(hooks_sessionmaker, delivery["id"])
 
         response = await post(admin, f"/v1/admin/deliveries/{delivery['id']}/retry")
 
@@ -224,11 +229,11 @@ class TestRetry:
         admin: WebhookAdmin,
         receiver: Receiver,
         viewer_headers: dict[str, str],
-        sessionmaker: async_sessionmaker[AsyncSession],
+        hooks_sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
         request_id = (await flow.start(callback_url=receiver.url))["request_id"]
         delivery = await admin.delivery(request_id, "request_created")
-        async with sessionmaker() as session:
+        async with hooks_sessionmaker() as session:
             await session.execute(
                 update(WebhookDelivery)
                 .where(WebhookDelivery.id == uuid.UUID(delivery["id"]))
@@ -258,12 +263,12 @@ class TestRecover:
         admin: WebhookAdmin,
         receiver: Receiver,
         workers: Workers,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        hooks_sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
         await admin.create_secret()
         request_id = (await flow.start(callback_url=receiver.url))["request_id"]
         rows = await admin.deliveries(request_id=request_id)
-        await exhaust(sessionmaker, *(r["id"] for r in rows))
+        await exhaust(hooks_sessionmaker, *(r["id"] for r in rows))
         now = clock.now()
 
         outside = await post(
@@ -289,11 +294,14 @@ class TestRecover:
         assert {r["status"] for r in await admin.deliveries()} == {"pending"}
 
         worker = workers.start()
-        delivered = await receiver.wait_for_delivered(2)
-        assert [c.event_type for c in delivered] == ["request_created", "stage_started"]
-        for row in rows:
-            attempts = await admin.wait_for_attempts(row["id"], 1, workers=(worker,))
+        for row in sorted(rows, key=lambda r: r["sequence"]):
+            await admin.wait_for_status(row["id"], "delivered", workers=(worker,))
+            attempts = await admin.attempts(row["id"])
             assert [(a["attempt"], a["trigger"]) for a in attempts] == [(1, "manual")]
+        assert [c.event_type for c in receiver.delivered()] == [
+            "request_created",
+            "stage_started",
+        ]
 
     async def test_the_window_must_be_ordered(self, admin: WebhookAdmin) -> None:
         now = clock.now()

@@ -26,7 +26,12 @@ from tests.fixtures.worker import (  # noqa: F401  (fixtures)
     WebhookAdmin,
     WorkerProcess,
     api_fixture,
+    clean_hooks_database_fixture,
     clock_file_fixture,
+    hooks_database_url_fixture,
+    hooks_engine_fixture,
+    hooks_sessionmaker_fixture,
+    hooks_settings_fixture,
     queued_app_fixture,
     redis_server_fixture,
     shared_clock_fixture,
@@ -162,12 +167,12 @@ class TestAtRest:
     async def test_values_are_stored_fernet_encrypted_with_the_secret_key(
         self,
         admin: WebhookAdmin,
-        webhook_settings: Settings,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        hooks_settings: Settings,
+        hooks_sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
         created = await admin.create_secret()
 
-        async with sessionmaker() as session:
+        async with hooks_sessionmaker() as session:
             stored = (
                 await session.execute(
                     text("SELECT secret_encrypted FROM caller_secrets WHERE id = :id"),
@@ -177,7 +182,7 @@ class TestAtRest:
 
         assert created["secret"] not in stored
         assert created["secret"].removeprefix("whsec_") not in stored
-        key = webhook_settings.secret_key.get_secret_value()
+        key = hooks_settings.secret_key.get_secret_value()
         assert (
             Fernet(key.encode()).decrypt(stored.encode()).decode()
             == (created["secret"])

@@ -44,9 +44,14 @@ from tests.fixtures.worker import (  # noqa: F401  (fixtures)
     Workers,
     api_fixture,
     asgi_client,
+    clean_hooks_database_fixture,
     clock_file_fixture,
     eventually,
     free_port,
+    hooks_database_url_fixture,
+    hooks_engine_fixture,
+    hooks_sessionmaker_fixture,
+    hooks_settings_fixture,
     queued_app_fixture,
     redis_server_fixture,
     shared_clock_fixture,
@@ -145,12 +150,12 @@ async def start_requests(flow: Flow, count: int, callback_url: str) -> list[str]
 
 
 async def add_reminder_events(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    hooks_sessionmaker: async_sessionmaker[AsyncSession],
     request_ids: list[str],
     count: int,
 ) -> None:
     """Append events to each request's timeline the way the engine does, outbox rows included."""
-    async with sessionmaker() as session:
+    async with hooks_sessionmaker() as session:
         for request_id in request_ids:
             request = await session.get(
                 ApprovalRequest, uuid.UUID(request_id), with_for_update=True
@@ -167,16 +172,18 @@ async def add_reminder_events(
         await session.commit()
 
 
-async def outbox_event_ids(sessionmaker: async_sessionmaker[AsyncSession]) -> set[str]:
-    async with sessionmaker() as session:
+async def outbox_event_ids(
+    hooks_sessionmaker: async_sessionmaker[AsyncSession],
+) -> set[str]:
+    async with hooks_sessionmaker() as session:
         rows = await session.execute(select(WebhookDelivery.event_id))
         return {str(event_id) for event_id in rows.scalars()}
 
 
 async def outbox_statuses(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    hooks_sessionmaker: async_sessionmaker[AsyncSession],
 ) -> dict[str, int]:
-    async with sessionmaker() as session:
+    async with hooks_sessionmaker() as session:
         statuses = (await session.execute(select(WebhookDelivery.status))).scalars()
         counts: dict[str, int] = defaultdict(int)
         for status in statuses:
@@ -187,7 +194,7 @@ async def outbox_statuses(
 async def wait_until_all_delivered(
     receiver: Receiver,
     expected: set[str],
-    sessionmaker: async_sessionmaker[AsyncSession],
+    hooks_sessionmaker: async_sessionmaker[AsyncSession],
     *,
     workers: tuple[WorkerProcess, ...],
     within: float = 60,
@@ -196,7 +203,7 @@ async def wait_until_all_delivered(
         return delivered_ids(receiver) >= expected
 
     async def recorded() -> bool:
-        return await outbox_statuses(sessionmaker) == {"delivered": len(expected)}
+        return await outbox_statuses(hooks_sessionmaker) == {"delivered": len(expected)}
 
     await eventually(
         received, within=within, what="every delivery received", workers=workers
@@ -214,9 +221,9 @@ def async_predicate(predicate: Callable[[], bool]) -> Callable[[], Awaitable[boo
 
 
 async def attempts_per_delivery(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    hooks_sessionmaker: async_sessionmaker[AsyncSession],
 ) -> set[int]:
-    async with sessionmaker() as session:
+    async with hooks_sessionmaker() as session:
         statement = (
             select(func.count())
             .select_from(WebhookAttempt)
@@ -226,10 +233,10 @@ async def attempts_per_delivery(
 
 
 async def repoint_callback(
-    sessionmaker: async_sessionmaker[AsyncSession], request_id: str, url: str
+    hooks_sessionmaker: async_sessionmaker[AsyncSession], request_id: str, url: str
 ) -> str:
     """Change a request's stored callback URL directly, then append an event; its event id."""
-    async with sessionmaker() as session:
+    async with hooks_sessionmaker() as session:
         request = await session.get(
             ApprovalRequest, uuid.UUID(request_id), with_for_update=True
         )
@@ -274,12 +281,12 @@ class TestWorkerKilledMidBatch:
         receiver: Receiver,
         workers: Workers,
         shared_clock: SharedClock,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        hooks_sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
         secret = (await admin.create_secret())["secret"]
         request_ids = await start_requests(flow, self.REQUESTS, receiver.url)
-        await add_reminder_events(sessionmaker, request_ids, self.EXTRA_EVENTS)
-        expected = await outbox_event_ids(sessionmaker)
+        await add_reminder_events(hooks_sessionmaker, request_ids, self.EXTRA_EVENTS)
+        expected = await outbox_event_ids(hooks_sessionmaker)
         assert len(expected) == self.TOTAL
 
         doomed = workers.start()
@@ -291,7 +298,7 @@ class TestWorkerKilledMidBatch:
         survivor = workers.start()
 
         await wait_until_all_delivered(
-            receiver, expected, sessionmaker, workers=(survivor,), within=90
+            receiver, expected, hooks_sessionmaker, workers=(survivor,), within=90
         )
 
         calls = receiver.calls
@@ -305,7 +312,7 @@ class TestWorkerKilledMidBatch:
 class TestRedisOutage:
     async def test_work_committed_while_redis_is_down_is_delivered_once_it_is_back(
         self,
-        webhook_settings: Settings,
+        hooks_settings: Settings,
         admin_headers: dict[str, str],
         token: TokenFactory,
         receiver: Receiver,
@@ -313,7 +320,7 @@ class TestRedisOutage:
         tmp_path: Path,
     ) -> None:
         redis = RedisServer(free_port(), tmp_path / "redis.log").start()
-        settings = webhook_settings.model_copy(update={"redis_url": redis.url})
+        settings = hooks_settings.model_copy(update={"redis_url": redis.url})
         service = create_app(settings, in_process_worker=False)
         try:
             async with (
@@ -365,7 +372,7 @@ class TestTwoWorkers:
         admin: WebhookAdmin,
         receiver: Receiver,
         workers: Workers,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        hooks_sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
         secret = (await admin.create_secret())["secret"]
         pair = (workers.start(), workers.start())
@@ -376,12 +383,14 @@ class TestTwoWorkers:
         for request_id in request_ids:
             await flow.approve("alice", request_id)
         expected = await deliverable_event_ids(flow, request_ids)
-        await wait_until_all_delivered(receiver, expected, sessionmaker, workers=pair)
+        await wait_until_all_delivered(
+            receiver, expected, hooks_sessionmaker, workers=pair
+        )
 
         calls = receiver.calls
         event_ids = [c.event_id for c in calls]
         assert len(event_ids) == len(set(event_ids)) == len(expected)
-        assert await attempts_per_delivery(sessionmaker) == {1}
+        assert await attempts_per_delivery(hooks_sessionmaker) == {1}
         assert_first_arrivals_in_sequence_order(calls)
         for call in calls:
             verify_standard(call, secret)
@@ -397,7 +406,7 @@ class TestOutboundPolicy:
     async def test_a_callback_outside_the_allow_list_is_refused_at_creation(
         self,
         flow: Flow,
-        webhook_settings: Settings,
+        hooks_settings: Settings,
         receiver: Receiver,
     ) -> None:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -405,7 +414,7 @@ class TestOutboundPolicy:
             JwksServer({"keys": [public_jwk(key)]}) as jwks,
             Receiver(host="127.0.0.2") as internal,
         ):
-            settings = webhook_settings.model_copy(
+            settings = hooks_settings.model_copy(
                 update={
                     "auth_mode": AuthMode.oidc,
                     "oidc_jwks_url": jwks.url,
@@ -446,13 +455,15 @@ class TestOutboundPolicy:
         admin: WebhookAdmin,
         receiver: Receiver,
         workers: Workers,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        hooks_sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
         await admin.create_secret()
         request_id = (await flow.start(callback_url=receiver.url))["request_id"]
         with Receiver(host="127.0.0.2") as internal:
             # As if stored while a looser policy allowed it (or by someone with database access).
-            event_id = await repoint_callback(sessionmaker, request_id, internal.url)
+            event_id = await repoint_callback(
+                hooks_sessionmaker, request_id, internal.url
+            )
             worker = workers.start(env=STRICT_WORKER_ENV)
             refused_id = next(
                 d["id"] for d in await admin.deliveries() if d["event_id"] == event_id
@@ -476,15 +487,15 @@ class TestOutboundPolicy:
 class TestWithoutRedis:
     async def test_the_embedded_worker_delivers_a_decision_without_any_worker_process(
         self,
-        webhook_settings: Settings,
+        hooks_settings: Settings,
         admin_headers: dict[str, str],
         token: TokenFactory,
         receiver: Receiver,
         shared_clock: SharedClock,
-        clean_database: None,
+        clean_hooks_database: None,
     ) -> None:
         embedded = create_app(
-            webhook_settings.model_copy(update={"redis_url": ""}),
+            hooks_settings.model_copy(update={"redis_url": ""}),
             in_process_worker=True,
         )
         async with (
@@ -512,15 +523,15 @@ class TestWithoutRedis:
 
     async def test_the_tick_hook_sends_what_is_due_before_it_answers(
         self,
-        webhook_settings: Settings,
+        hooks_settings: Settings,
         admin_headers: dict[str, str],
         token: TokenFactory,
         receiver: Receiver,
         shared_clock: SharedClock,
-        clean_database: None,
+        clean_hooks_database: None,
     ) -> None:
         hooks = create_app(
-            webhook_settings.model_copy(update={"redis_url": "", "test_hooks": True}),
+            hooks_settings.model_copy(update={"redis_url": "", "test_hooks": True}),
             in_process_worker=False,
         )
         receiver.reply(Reply(503), event_type="request_created")

@@ -87,6 +87,8 @@ def create_app(
 ) -> FastAPI:
     """Build the API. `in_process_worker` defaults to on without Redis (the embedded mode)."""
     settings = settings or get_settings()
+    if in_process_worker is None:
+        in_process_worker = settings.worker_in_process
     run_worker = (
         (not settings.redis_url) if in_process_worker is None else in_process_worker
     )

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=20, ge=0)
 
+    # The embedded in-process worker: on by default without Redis. `false` for API processes whose
+    # background work is done elsewhere (e.g. several API processes sharing one SQLite file).
+    worker_in_process: bool | None = None
+
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -507,6 +507,8 @@ async def advance(ctx: Context, actor: str) -> list[Task]:
             request.current_stage_order = _current_stage_order(stages)
             break
         by_order = {s.stage_order: s for s in stages}
+        # Set before the group's events are written, so their webhook bodies name this stage.
+        request.current_stage_order = step.stage_orders[0]
         for stage_order in step.stage_orders:
             stage = by_order[stage_order]
             if stage.status == "pending":

@@ -69,6 +69,49 @@ def cmd_migrate(args: argparse.Namespace) -> None:
     log.info("database migrated to %s", args.revision)
 
 
+def cmd_policy(args: argparse.Namespace) -> None:
+    import asyncio
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from countersign.db import create_sessionmaker
+    from countersign.errors import AppError
+    from countersign.policies import files
+
+    settings = _settings()
+    text = (
+        Path(args.file).read_text(encoding="utf-8")
+        if args.policy_command == "apply"
+        else ""
+    )
+
+    async def run() -> str:
+        engine = settings.engine()
+        try:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                if args.policy_command == "apply":
+                    data = files.parse(text)
+                    applied = await files.apply(
+                        session, data, actor=args.actor, activate=not args.draft
+                    )
+                    state = "changed" if applied.changed else "unchanged"
+                    return f"{applied.policy_key} version {applied.version} {applied.status} ({state})\n"
+                return await files.export(
+                    session, policy_key=args.key, version=args.version
+                )
+        finally:
+            await engine.dispose()
+
+    try:
+        sys.stdout.write(asyncio.run(run()))
+    except (AppError, ValidationError, OSError) as exc:
+        problems = "".join(
+            f"\n  {p.pointer}: {p.detail}" for p in getattr(exc, "problems", [])
+        )
+        sys.exit(f"countersign: {exc}{problems}")
+
+
 def cmd_token(args: argparse.Namespace) -> None:
     from countersign.identity.dev import DevIssuer
 
@@ -132,6 +175,28 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("--revision", default="head")
     migrate.set_defaults(func=cmd_migrate)
+
+    policy = sub.add_parser("policy", help="apply or export policies as YAML files")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    apply = policy_sub.add_parser(
+        "apply", help="create or version a policy from a file and activate it"
+    )
+    apply.add_argument(
+        "-f", "--file", required=True, help="policy YAML (the PolicyIn body)"
+    )
+    apply.add_argument(
+        "--draft", action="store_true", help="store the version but do not activate it"
+    )
+    apply.add_argument(
+        "--actor", default="system:cli", help="recorded in the audit trail"
+    )
+    apply.set_defaults(func=cmd_policy)
+    export = policy_sub.add_parser("export", help="print a policy version as YAML")
+    export.add_argument("key", help="policy_key")
+    export.add_argument(
+        "--version", type=int, help="default: the active version, else the newest"
+    )
+    export.set_defaults(func=cmd_policy)
 
     token = sub.add_parser("token", help="dev mode: print a token this service accepts")
     token.add_argument(

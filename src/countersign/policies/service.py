@@ -45,7 +45,7 @@ def _snapshot(policy: Policy) -> dict[str, Any]:
     return to_policy_out(policy).model_dump(mode="json")
 
 
-def _policy_body(policy: Policy) -> dict[str, Any]:
+def policy_body(policy: Policy) -> dict[str, Any]:
     """The version as a PolicyIn-shaped dict (what an author wrote), for PATCH merges and diffs."""
     return PolicyIn.model_validate(to_policy_out(policy).model_dump()).model_dump(
         mode="json"
@@ -228,7 +228,7 @@ async def patch_version(
             f"version {version} of {policy_key!r} is {policy.status}; only drafts can be edited"
         )
     before = _snapshot(policy)
-    merged = {**_policy_body(policy), **changes, "policy_key": policy_key}
+    merged = {**policy_body(policy), **changes, "policy_key": policy_key}
     data = PolicyIn.model_validate(merged)
     await validate(data, outbound)
     # Delete the old stages first: the unit of work inserts before it deletes orphans, so the
@@ -263,7 +263,7 @@ async def activate(
     policy = await _require_version(repository, policy_key, version)
     if policy.status == "active":
         return policy
-    await validate(PolicyIn.model_validate(_policy_body(policy)), outbound)
+    await validate(PolicyIn.model_validate(policy_body(policy)), outbound)
     before = _snapshot(policy)
     current = await repository.get_active(policy_key)
     if current is not None:
@@ -345,7 +345,7 @@ async def diff(
     repository = PolicyRepository(session)
     first = await _require_version(repository, policy_key, a)
     second = await _require_version(repository, policy_key, b)
-    changes = domain.diff_policies(_policy_body(first), _policy_body(second))
+    changes = domain.diff_policies(policy_body(first), policy_body(second))
     return [DiffChange.model_validate(change) for change in changes]
 
 
@@ -364,7 +364,7 @@ async def simulate(
     cannot apply it; `forbid_self_approval` is applied to the given (or calling) requester.
     """
     policy = await _require_version(PolicyRepository(session), policy_key, version)
-    data = PolicyIn.model_validate(_policy_body(policy))
+    data = PolicyIn.model_validate(policy_body(policy))
     requester = body.requester or principal_id
     facts = rule_data(
         body.context,

@@ -348,23 +348,16 @@ async def start_stage(
                 person, delegates, barred, approver_set
             )
             tasks.append(
-                Task(
-                    id=uuid.uuid4(),
-                    request_id=request.id,
-                    request_stage_id=stage.id,
-                    stage_order=stage.stage_order,
+                new_task(
+                    request,
+                    stage,
                     kind=kind,
                     assignee=assignee,
+                    at=at,
                     delegated_from=delegated_from,
                     required=kind == "approver" and person in plan.required_approvers,
-                    status="open",
                     due_at=due_at if kind == "approver" else None,
                     remind_at=remind_at if kind == "approver" else None,
-                    artifact_type=request.artifact_type,
-                    artifact_id=request.artifact_id,
-                    policy_key=request.policy_key,
-                    created_at=at,
-                    updated_at=at,
                 )
             )
     ctx.session.add_all(tasks)
@@ -404,6 +397,33 @@ async def start_stage(
     # approve it, and nobody should be asked to vote for nothing. The caller moves the request on.
     await _conclude_stage(ctx, stage, actor)
     return tasks
+
+
+def new_task(
+    request: ApprovalRequest,
+    stage: RequestStage,
+    *,
+    kind: str,
+    assignee: str,
+    at: datetime,
+    **fields: Any,
+) -> Task:
+    """An open task of `stage`, with the request fields the inbox reads copied onto it."""
+    return Task(
+        id=uuid.uuid4(),
+        request_id=request.id,
+        request_stage_id=stage.id,
+        stage_order=stage.stage_order,
+        kind=kind,
+        assignee=assignee,
+        status="open",
+        artifact_type=request.artifact_type,
+        artifact_id=request.artifact_id,
+        policy_key=request.policy_key,
+        created_at=at,
+        updated_at=at,
+        **fields,
+    )
 
 
 def apply_delegation(

@@ -300,23 +300,16 @@ async def reassign(
     ):
         raise InvalidState(f"{new_assignee!r} already holds a task in this stage")
     at = now()
-    new = Task(
-        id=uuid.uuid4(),
-        request_id=request.id,
-        request_stage_id=old.request_stage_id,
-        stage_order=old.stage_order,
+    new = engine.new_task(
+        request,
+        stage,
         kind=old.kind,
         assignee=new_assignee,
+        at=at,
         reassigned_from=old.assignee,
         required=old.required,
-        status="open",
         due_at=old.due_at,
         remind_at=old.remind_at,
-        artifact_type=old.artifact_type,
-        artifact_id=old.artifact_id,
-        policy_key=old.policy_key,
-        created_at=at,
-        updated_at=at,
     )
     old.status = "reassigned"
     old.completed_at = at

@@ -270,23 +270,16 @@ async def _escalate(
             person, delegates, barred, approvers
         )
         added.append(
-            Task(
-                id=uuid.uuid4(),
-                request_id=request.id,
-                request_stage_id=stage.id,
-                stage_order=stage.stage_order,
+            engine.new_task(
+                request,
+                stage,
                 kind="approver",
                 assignee=assignee,
+                at=at,
                 delegated_from=delegated_from,
-                status="open",
-                artifact_type=request.artifact_type,
-                artifact_id=request.artifact_id,
-                policy_key=request.policy_key,
                 remind_at=at + timedelta(hours=stage.reminder_hours)
                 if stage.reminder_hours
                 else None,
-                created_at=at,
-                updated_at=at,
             )
         )
     ctx.session.add_all(added)

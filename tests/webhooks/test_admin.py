@@ -7,18 +7,16 @@ what the endpoints show is not racing a delivery.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
-import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from countersign.kit import clock
 from countersign.models import WebhookDelivery
 from tests.fixtures.client import TokenFactory, bearer
-from tests.fixtures.flows import Body, Flow, problem_code, stage
+from tests.fixtures.flows import Body, Flow, problem_code
 from tests.fixtures.worker import (  # noqa: F401  (fixtures)
     WebhookAdmin,
     Workers,
@@ -52,26 +50,6 @@ DELIVERY_FIELDS = {
     "created_at",
     "updated_at",
 }
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def admin(api: httpx.AsyncClient, admin_headers: dict[str, str]) -> WebhookAdmin:
-    return WebhookAdmin(api, admin_headers)
-
-
-@pytest.fixture
-async def flow(
-    api: httpx.AsyncClient, admin_headers: dict[str, str], token: TokenFactory
-) -> Flow:
-    flow = Flow(api, admin_headers, token)
-    await flow.publish([stage(1, ["alice"])])
-    return flow
 
 
 async def exhaust(

@@ -8,7 +8,6 @@ retries are driven by the shared clock (`shared_clock.advance`), never by sleepi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 
@@ -64,27 +63,6 @@ def seconds_between(later: str, earlier: str) -> float:
     return (
         datetime.fromisoformat(later) - datetime.fromisoformat(earlier)
     ).total_seconds()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def admin(api: httpx.AsyncClient, admin_headers: dict[str, str]) -> WebhookAdmin:
-    return WebhookAdmin(api, admin_headers)
-
-
-@pytest.fixture
-async def flow(
-    api: httpx.AsyncClient, admin_headers: dict[str, str], token: TokenFactory
-) -> Flow:
-    """One stage, alice approves; the caller is the `registry` client."""
-    flow = Flow(api, admin_headers, token)
-    await flow.publish([stage(1, ["alice"])])
-    return flow
 
 
 async def deliverable_events(flow: Flow, request_id: str) -> list[Body]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 
 import httpx
@@ -20,7 +19,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from countersign.config import Settings
 from tests.fixtures.client import TokenFactory, bearer
-from tests.fixtures.flows import CALLER_CLIENT, Body, Flow, problem_code, stage
+from tests.fixtures.flows import CALLER_CLIENT, Body, Flow, problem_code
 from tests.fixtures.worker import (  # noqa: F401  (fixtures)
     SharedClock,
     WebhookAdmin,
@@ -47,26 +46,6 @@ from tests.webhooks.receiver import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def admin(api: httpx.AsyncClient, admin_headers: dict[str, str]) -> WebhookAdmin:
-    return WebhookAdmin(api, admin_headers)
-
-
-@pytest.fixture
-async def flow(
-    api: httpx.AsyncClient, admin_headers: dict[str, str], token: TokenFactory
-) -> Flow:
-    flow = Flow(api, admin_headers, token)
-    await flow.publish([stage(1, ["alice"])])
-    return flow
 
 
 async def rotate(admin: WebhookAdmin, secret_id: str, grace_hours: float) -> Body:

@@ -11,11 +11,10 @@ import asyncio
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -76,26 +75,6 @@ STRICT_WORKER_ENV = {
     "COUNTERSIGN_OIDC_AUDIENCE": AUDIENCE,
     "COUNTERSIGN_OUTBOUND_ALLOW": "127.0.0.1/32",
 }
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def admin(api: httpx.AsyncClient, admin_headers: dict[str, str]) -> WebhookAdmin:
-    return WebhookAdmin(api, admin_headers)
-
-
-@pytest.fixture
-async def flow(
-    api: httpx.AsyncClient, admin_headers: dict[str, str], token: TokenFactory
-) -> Flow:
-    flow = Flow(api, admin_headers, token)
-    await flow.publish([stage(1, ["alice"])])
-    return flow
 
 
 async def deliverable_event_ids(flow: Flow, request_ids: list[str]) -> set[str]:

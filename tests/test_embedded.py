@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import IO, Any
 
 import httpx
 import pytest
+
+from tests.fixtures.server import wait_until_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -103,34 +104,11 @@ def start_server(cwd: Path, log_name: str) -> Server:
     )
     server = Server(process, f"http://127.0.0.1:{port}", log_path, log_file)
     try:
-        _wait_until_healthy(server)
+        wait_until_healthy(server)
     except BaseException:
         server.stop()
         raise
     return server
-
-
-def _wait_until_healthy(server: Server) -> None:
-    deadline = time.monotonic() + START_DEADLINE_SECONDS
-    last_error: Any = None
-    with httpx.Client(base_url=server.base_url, timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                pytest.fail(
-                    f"countersign serve exited with {server.process.returncode}:\n{server.log()}"
-                )
-            try:
-                response = client.get("/v1/health")
-                if response.status_code == 200:
-                    return
-                last_error = f"{response.status_code} {response.text}"
-            except httpx.TransportError as exc:
-                last_error = exc
-            time.sleep(POLL_INTERVAL_SECONDS)
-    pytest.fail(
-        f"countersign serve not healthy within {START_DEADLINE_SECONDS}s "
-        f"(last: {last_error}):\n{server.log()}"
-    )
 
 
 def policy_body(key: str) -> dict[str, Any]:

@@ -16,10 +16,6 @@ class PolicyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    @classmethod
-    def from_session(cls, session: AsyncSession) -> PolicyRepository:
-        return cls(session)
-
     @staticmethod
     def _with_stages(statement: Select[Policy]) -> Select[Policy]:
         return statement.options(

@@ -181,10 +181,6 @@ class RequestRepository:
         )
         return (await self.session.execute(statement)).scalars().all()
 
-    async def get_decision_for_task(self, task_id: uuid.UUID) -> Decision | None:
-        statement = select(Decision).where(Decision.task_id == task_id)
-        return (await self.session.execute(statement)).scalar_one_or_none()
-
     def list_statement(
         self,
         principal: Principal,

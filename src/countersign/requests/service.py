@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from countersign.directory.resolver import ApproverResolver
@@ -431,12 +430,3 @@ async def verify_events(
     return ChainVerification(
         valid=check.valid, count=check.count, broken_at_sequence=check.broken_at
     )
-
-
-async def tasks_of(session: AsyncSession, request: ApprovalRequest) -> Sequence[Task]:
-    statement = (
-        select(Task)
-        .where(Task.request_id == request.id)
-        .order_by(Task.created_at, Task.id)
-    )
-    return (await session.execute(statement)).scalars().all()

@@ -12,6 +12,7 @@ import http.server
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from cryptography.x509.oid import NameOID
 from countersign.config import Settings
 from countersign.errors import CallbackNotAllowed
 from countersign.kit.outbound import (
+    DNS_TIMEOUT_SECONDS,
     GuardedTransport,
     OutboundPolicy,
     OutboundRefused,
@@ -63,6 +65,7 @@ NAMES = resolver(
         "mixed.test": [PUBLIC_V4, "10.0.0.5"],
         "metadata.test": ["169.254.169.254"],
         "mapped.test": ["::ffff:192.168.1.1"],
+        "translated.test": ["::ffff:0:10.0.0.1"],
         "localhost": ["127.0.0.1", "::1"],
         "hooks.internal": ["10.0.0.7"],
         "in-cidr.test": ["10.1.2.3"],
@@ -104,6 +107,11 @@ class TestDecideLiteralAddresses:
             ("[2001:db8::1]", "non-public"),
             ("[64:ff9b::a00:1]", "translated non-public"),
             ("[2002:a00:1::]", "translated non-public"),
+            # IPv4-translated (SIIT, RFC 2765): `::ffff:0:a.b.c.d`, refused like mapped forms.
+            ("[::ffff:0:127.0.0.1]", "translated non-public"),
+            ("[::ffff:0:10.0.0.1]", "translated non-public"),
+            ("[::ffff:0:169.254.169.254]", "translated non-public"),
+            ("[::ffff:0:a00:1]", "translated non-public"),
         ],
     )
     def test_non_public_address_is_refused(self, host: str, category: str) -> None:
@@ -112,7 +120,7 @@ class TestDecideLiteralAddresses:
         assert f" {category} address" in reason
         assert "COUNTERSIGN_OUTBOUND_ALLOW" in reason
 
-    @pytest.mark.parametrize("host", [PUBLIC_V4, f"[{PUBLIC_V6}]", "8.8.8.8:8443"])
+    @pytest.mark.parametrize("host", [PUBLIC_V4, f"[{PUBLIC_V6}]", "8.8.8.8:443"])
     def test_https_to_public_address_is_allowed(self, host: str) -> None:
         assert decide(f"https://{host}/hook", DEFAULT, no_dns) is None
 
@@ -125,7 +133,7 @@ class TestDecideLiteralAddresses:
 class TestDecideHostNames:
     def test_public_name_over_https_is_allowed(self) -> None:
         assert decide("https://public.test/hook", DEFAULT, NAMES) is None
-        assert decide("https://PUBLIC.test:8443/hook?a=1", DEFAULT, NAMES) is None
+        assert decide("https://PUBLIC.test:443/hook?a=1", DEFAULT, NAMES) is None
         assert decide("https://public6.test/", DEFAULT, NAMES) is None
 
     def test_public_name_over_http_is_refused(self) -> None:
@@ -140,6 +148,7 @@ class TestDecideHostNames:
             ("mixed.test", "private"),
             ("metadata.test", "metadata"),
             ("mapped.test", "private"),
+            ("translated.test", "translated non-public"),
             ("localhost", "loopback"),
         ],
     )
@@ -220,6 +229,94 @@ class TestDecideUrlShape:
     def test_port_out_of_range_is_refused(self, port: int) -> None:
         reason = decide(f"https://public.test:{port}/", DEFAULT, NAMES)
         assert reason == f"URL port {port} is not valid"
+
+
+class TestPorts:
+    """Only 80 and 443, unless the host or its network is listed (or dev mode's loopback)."""
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "https://public.test:8443/hook",
+            "https://public.test:22/",
+            f"https://{PUBLIC_V4}:6379/",
+            f"https://[{PUBLIC_V6}]:8080/",
+            "https://public.test:80/",  # a standard port, even under https
+        ],
+    )
+    def test_a_public_host_is_reached_on_80_and_443_only(self, url: str) -> None:
+        reason = decide(url, DEFAULT, NAMES)
+        if url.startswith("https://public.test:80/"):
+            assert reason is None
+            return
+        assert reason is not None
+        assert reason.startswith("port ")
+        assert "COUNTERSIGN_OUTBOUND_ALLOW" in reason
+
+    def test_standard_ports_are_allowed(self) -> None:
+        assert decide("https://public.test:443/", DEFAULT, NAMES) is None
+        assert decide("https://public.test/", DEFAULT, NAMES) is None
+
+    def test_a_listed_host_name_may_use_any_port(self) -> None:
+        policy = OutboundPolicy(allow=["public.test"])
+        assert decide("https://public.test:8443/", policy, NAMES) is None
+        assert decide("https://public6.test:8443/", policy, NAMES) is not None
+
+    def test_a_listed_network_may_use_any_port(self) -> None:
+        policy = OutboundPolicy(allow=[f"{PUBLIC_V4}/32", "10.0.0.0/8"])
+        assert decide(f"https://{PUBLIC_V4}:8443/", policy, no_dns) is None
+        assert decide("http://10.1.2.3:8080/", policy, no_dns) is None
+        # Every address must be listed: one unlisted public address keeps the port refused.
+        mixed = resolver({"two.test": [PUBLIC_V4, "93.184.216.35"]})
+        assert decide("https://two.test:8443/", policy, mixed) is not None
+
+    def test_dev_mode_loopback_may_use_any_port_but_public_hosts_may_not(self) -> None:
+        assert decide("http://127.0.0.1:8080/", DEV, NAMES) is None
+        assert decide("https://public.test:8443/", DEV, NAMES) is not None
+
+
+class TestDnsTimeout:
+    """A resolver that never answers refuses the URL after the bound instead of hanging."""
+
+    @pytest.fixture
+    def stuck(self) -> Iterator[Callable[[str, int], list[str]]]:
+        released = threading.Event()
+
+        def resolve(host: str, port: int) -> list[str]:
+            released.wait(30)
+            return [PUBLIC_V4]
+
+        yield resolve
+        released.set()  # let the abandoned lookup threads end
+
+    def test_decide_gives_up_after_the_bound(
+        self, stuck: Callable[[str, int], list[str]]
+    ) -> None:
+        started = time.monotonic()
+        reason = decide("https://slow.test/", DEFAULT, stuck, dns_timeout=0.3)
+        assert time.monotonic() - started < 2
+        assert reason == "host 'slow.test' could not be resolved within 0.3 s"
+
+    async def test_check_url_async_gives_up_after_the_bound(
+        self, stuck: Callable[[str, int], list[str]]
+    ) -> None:
+        started = time.monotonic()
+        with pytest.raises(CallbackNotAllowed, match="within 0.3 s"):
+            await check_url_async("https://slow.test/", DEFAULT, stuck, dns_timeout=0.3)
+        assert time.monotonic() - started < 2
+
+    async def test_the_transport_gives_up_after_the_bound(
+        self, stuck: Callable[[str, int], list[str]]
+    ) -> None:
+        transport = GuardedTransport(ONLY_127_0_0_1, resolve=stuck, dns_timeout=0.3)
+        started = time.monotonic()
+        async with client(transport) as http:
+            with pytest.raises(OutboundRefused, match="within 0.3 s"):
+                await http.get("https://slow.test/")
+        assert time.monotonic() - started < 2
+
+    def test_the_default_bound_is_a_few_seconds(self) -> None:
+        assert 0 < DNS_TIMEOUT_SECONDS <= 10
 
 
 class TestAllowList:

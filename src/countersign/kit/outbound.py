@@ -16,17 +16,30 @@ Two checks, one rule (`decide`):
 
 Parsing uses `httpx.URL`, the parser of the client that sends the request, so the checked host is
 the host that is connected to (no parser differential such as `http://a.com\\@10.0.0.1/`).
+
+Destination ports are 80 and 443 only, unless the host is listed in `COUNTERSIGN_OUTBOUND_ALLOW`
+(or, in dev mode, is loopback): a public name must not become a port scanner of whatever sits
+behind it. DNS lookups are bounded (`DNS_TIMEOUT_SECONDS`): a resolver that never answers refuses
+the URL instead of holding a request handler or a worker.
+
+`bounded_request` is the one way the service reads an answer from outside (webhook receivers,
+http rules, Keycloak): one deadline for the whole call (DNS, connect, send, the complete answer;
+not per read, so a server dripping one byte at a time is cut off) and at most `max_bytes` of the
+body read, then the connection closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import json
 import re
 import socket
 import ssl
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import anyio.to_thread
 import httpx
@@ -39,6 +52,12 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], list[str]]
 
 ALLOW_SETTING: Final = "COUNTERSIGN_OUTBOUND_ALLOW"
+# Ports any caller may name; others need the host (or its network) in the allow list.
+STANDARD_PORTS: Final = frozenset({80, 443})
+# Bound on one DNS lookup (the system resolver's own retries can take much longer).
+DNS_TIMEOUT_SECONDS: Final = 5.0
+# What is read of an answer from outside: enough for an error text or an approver list.
+MAX_ANSWER_BYTES: Final = 64 * 1024
 
 _N = ipaddress.ip_network
 
@@ -68,9 +87,10 @@ _V6_CATEGORIES: Final[tuple[tuple[IPNetwork, str], ...]] = (
     # Local-use NAT64 translates into the operator's own network.
     (_N("64:ff9b:1::/48"), "private"),
 )
-# IPv6 ranges that carry an IPv4 address the traffic ends up at: the well-known NAT64 prefix
-# (last 32 bits) and 6to4 (handled by `IPv6Address.sixtofour`).
-_NAT64: Final = _N("64:ff9b::/96")
+# IPv6 ranges that carry an IPv4 address the traffic ends up at (last 32 bits): the well-known
+# NAT64 prefix, IPv4-translated addresses of SIIT (`::ffff:0:a.b.c.d`, RFC 2765), and 6to4
+# (handled by `IPv6Address.sixtofour`). IPv4-mapped `::ffff:a.b.c.d` is unmapped first.
+_EMBEDDING_V4: Final = (_N("64:ff9b::/96"), _N("::ffff:0:0:0/96"))
 
 # Never reachable through a *host name* in the allow list: a name is easy to repoint, and these
 # are never a legitimate callback. Listing the address's CIDR explicitly still allows them.
@@ -150,35 +170,60 @@ def default_resolve(host: str, port: int) -> list[str]:
     return addresses
 
 
-def decide(url: str, policy: OutboundPolicy, resolve: Resolver) -> str | None:
+def decide(
+    url: str,
+    policy: OutboundPolicy,
+    resolve: Resolver,
+    *,
+    dns_timeout: float = DNS_TIMEOUT_SECONDS,
+) -> str | None:
     """None when `url` may be called, else the reason it may not (for people, not parsing).
 
     Every address the host resolves to is checked: a name with one public and one private
-    address is refused. Literal IP hosts are checked without DNS.
+    address is refused. Literal IP hosts are checked without DNS. Blocking (at most
+    `dns_timeout` in DNS).
     """
     target = _parse(url)
     if isinstance(target, str):
         return target
-    addresses = _resolve(target, resolve)
+    addresses = _resolve_within(target, resolve, dns_timeout)
     if isinstance(addresses, str):
         return addresses
     return _evaluate(target, addresses, policy)
 
 
 def check_url(
-    url: str, policy: OutboundPolicy, resolve: Resolver = default_resolve
+    url: str,
+    policy: OutboundPolicy,
+    resolve: Resolver = default_resolve,
+    *,
+    dns_timeout: float = DNS_TIMEOUT_SECONDS,
 ) -> None:
     """Raise `CallbackNotAllowed` unless `url` may be called. Blocking (DNS): see `check_url_async`."""
-    reason = decide(url, policy, resolve)
+    reason = decide(url, policy, resolve, dns_timeout=dns_timeout)
     if reason is not None:
         raise CallbackNotAllowed(reason)
 
 
 async def check_url_async(
-    url: str, policy: OutboundPolicy, resolve: Resolver = default_resolve
+    url: str,
+    policy: OutboundPolicy,
+    resolve: Resolver = default_resolve,
+    *,
+    dns_timeout: float = DNS_TIMEOUT_SECONDS,
 ) -> None:
     """`check_url` with the DNS lookup in a worker thread, for use inside request handlers."""
-    reason = await anyio.to_thread.run_sync(decide, url, policy, resolve)
+    target = _parse(url)
+    reason: str | None
+    if isinstance(target, str):
+        reason = target
+    else:
+        addresses = await _resolve_async(target, resolve, dns_timeout)
+        reason = (
+            addresses
+            if isinstance(addresses, str)
+            else _evaluate(target, addresses, policy)
+        )
     if reason is not None:
         raise CallbackNotAllowed(reason)
 
@@ -212,6 +257,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         resolve: Resolver = default_resolve,
         verify: ssl.SSLContext | str | bool = True,
         max_connections: int = 100,
+        dns_timeout: float = DNS_TIMEOUT_SECONDS,
     ) -> None:
         super().__init__(
             verify=verify,
@@ -222,15 +268,13 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         )
         self._policy = policy
         self._resolve = resolve
+        self._dns_timeout = dns_timeout
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         target = _parse(request.url)
         if isinstance(target, str):
             raise OutboundRefused(target, request=request)
-        if target.literal is not None:
-            addresses: list[IPAddress] | str = [target.literal]
-        else:
-            addresses = await anyio.to_thread.run_sync(_resolve, target, self._resolve)
+        addresses = await _resolve_async(target, self._resolve, self._dns_timeout)
         if isinstance(addresses, str):
             raise OutboundRefused(addresses, request=request)
         reason = _evaluate(target, addresses, self._policy)
@@ -259,6 +303,77 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
                 if index == len(addresses) - 1:
                     raise
         raise OutboundRefused("no address to connect to", request=request)
+
+
+class OutboundTimeout(httpx.TimeoutException):
+    """The call as a whole (DNS, connect, send, the complete answer) missed its deadline."""
+
+
+@dataclass(frozen=True)
+class BoundedAnswer:
+    """An answer from outside, of which at most `max_bytes` of the body was read."""
+
+    status_code: int
+    headers: httpx.Headers
+    body: bytes
+    # False when the body was longer than the bound: `body` is its beginning only.
+    complete: bool
+
+    def excerpt(self, limit: int = 200) -> str:
+        """The start of the body as one line of printable text, for logs and error texts."""
+        text = self.body[: limit * 4].decode("utf-8", errors="replace")
+        line = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+        return line[:limit]
+
+    def json(self) -> Any:
+        """The body as JSON. Raises `ValueError` when it is not, or was cut at the bound."""
+        if not self.complete:
+            raise ValueError(f"the answer is larger than {len(self.body)} bytes")
+        return json.loads(self.body)
+
+
+async def bounded_request(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    deadline: float,
+    max_bytes: int = MAX_ANSWER_BYTES,
+    headers: Mapping[str, str] | None = None,
+    **kwargs: Any,
+) -> BoundedAnswer:
+    """One call to the outside with one deadline and a bounded read of the answer.
+
+    `deadline` (seconds) covers everything: DNS, connect, sending and the whole answer, so a
+    server that drips one byte at a time cannot hold the caller past it (httpx's own timeouts
+    apply to each phase and each read). At most `max_bytes` of the body are read; the rest is
+    never received: the response is closed at once (which closes its connection). The body is
+    asked for without content encoding, so the bound is on what is read, not a compressed
+    stand-in for something much larger.
+
+    Raises `OutboundTimeout` when the deadline passes, other `httpx.HTTPError`s as httpx does.
+    """
+    sent = httpx.Headers(headers or {})
+    sent.setdefault("Accept-Encoding", "identity")
+    try:
+        async with asyncio.timeout(deadline):
+            async with client.stream(
+                method, url, headers=sent, timeout=deadline, **kwargs
+            ) as response:
+                body = bytearray()
+                complete = True
+                async for chunk in response.aiter_bytes():
+                    room = max_bytes - len(body)
+                    if len(chunk) > room:
+                        body += chunk[:room]
+                        complete = False
+                        break
+                    body += chunk
+                return BoundedAnswer(
+                    response.status_code, response.headers, bytes(body), complete
+                )
+    except TimeoutError as exc:
+        raise OutboundTimeout(f"no complete answer within {deadline:g} s") from exc
 
 
 @dataclass(frozen=True)
@@ -321,6 +436,46 @@ def _resolve(target: _Target, resolve: Resolver) -> list[IPAddress] | str:
     return addresses
 
 
+def _resolve_within(
+    target: _Target, resolve: Resolver, timeout: float
+) -> list[IPAddress] | str:
+    """`_resolve`, given up after `timeout` (the lookup thread is left to finish on its own).
+
+    `getaddrinfo` cannot be cancelled, so it runs in a daemon thread that is abandoned when it
+    takes too long; the caller gets a refusal, not a hang.
+    """
+    if target.literal is not None:
+        return [target.literal]
+    result: list[list[IPAddress] | str] = []
+    thread = threading.Thread(
+        target=lambda: result.append(_resolve(target, resolve)),
+        name="countersign-dns",
+        daemon=True,
+    )
+    thread.start()
+    thread.join(timeout)
+    if not result:
+        return _dns_timed_out(target, timeout)
+    return result[0]
+
+
+async def _resolve_async(
+    target: _Target, resolve: Resolver, within: float
+) -> list[IPAddress] | str:
+    """`_resolve` in a worker thread, abandoned after `within` s or when the caller is cancelled."""
+    if target.literal is not None:
+        return [target.literal]
+    with anyio.move_on_after(within):
+        return await anyio.to_thread.run_sync(
+            _resolve, target, resolve, abandon_on_cancel=True
+        )
+    return _dns_timed_out(target, within)
+
+
+def _dns_timed_out(target: _Target, timeout: float) -> str:
+    return f"host {target.host!r} could not be resolved within {timeout:g} s"
+
+
 def _evaluate(
     target: _Target, addresses: Sequence[IPAddress], policy: OutboundPolicy
 ) -> str | None:
@@ -342,6 +497,18 @@ def _evaluate(
         return (
             "plain http is allowed only to hosts and networks listed in "
             f"{ALLOW_SETTING}; use https"
+        )
+    if target.port not in STANDARD_PORTS and not (
+        by_name
+        or all(policy.allows_address(a) for a in addresses)
+        or (
+            policy.allow_loopback_http
+            and all(_unmapped(a).is_loopback for a in addresses)
+        )
+    ):
+        return (
+            f"port {target.port} is allowed only to hosts and networks listed in "
+            f"{ALLOW_SETTING}; use port 443 (or 80)"
         )
     return None
 
@@ -372,7 +539,7 @@ def _category(address: IPAddress) -> str | None:
             if address in network:
                 return name
         embedded = address.sixtofour
-        if embedded is None and address in _NAT64:
+        if embedded is None and any(address in net for net in _EMBEDDING_V4):
             embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None and _category(embedded) is not None:
             # Translated to a non-public IPv4 address: never loopback for dev mode's sake.

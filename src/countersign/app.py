@@ -24,6 +24,7 @@ from countersign.directory.cache import CachedDirectory
 from countersign.directory.file import EmptyDirectory, FileDirectory
 from countersign.directory.keycloak import KeycloakDirectory
 from countersign.directory.resolver import ApproverResolver
+from countersign.identity import endpoints as identity_endpoints
 from countersign.identity.dependencies import build_verifier
 from countersign.kit import metrics
 from countersign.kit.outbound import OutboundPolicy
@@ -60,6 +61,7 @@ def _api_router(settings: Settings) -> APIRouter:
     router.include_router(audit_endpoints.router)
     router.include_router(directory_endpoints.router)
     router.include_router(operations_endpoints.router)
+    router.include_router(identity_endpoints.router)
     if settings.test_hooks:
         router.include_router(test_hooks.router)
     return router

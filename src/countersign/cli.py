@@ -120,11 +120,10 @@ def cmd_token(args: argparse.Namespace) -> None:
         sys.exit(
             "countersign: `token` mints dev-mode tokens only; get real tokens from your identity provider"
         )
-    issuer = DevIssuer(settings)
-    token = issuer.mint(
+    issued = DevIssuer(settings).issue(
         args.sub, roles=args.role or [], azp=args.azp, ttl_seconds=args.ttl
     )
-    sys.stdout.write(token + "\n")
+    sys.stdout.write(issued.access_token + "\n")
 
 
 def cmd_worker(args: argparse.Namespace) -> None:

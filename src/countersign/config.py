@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     oidc_client_id: str = ""
     role_admin: str = "AWE_ADMIN"
     role_viewer: str = "AWE_VIEWER"
+    # The admin UI's public OIDC client (authorization code + PKCE) and the scopes it asks for;
+    # published by `GET /v1/config` so one UI build serves every environment.
+    ui_client_id: str = ""
+    ui_scopes: str = "openid profile email"
+    # Where `countersign serve` finds the built admin UI (default: the package's static/admin).
+    admin_ui_dir: Path | None = None
+    # Lifetime of a signed diagram link (`POST /v1/requests/{id}/diagram-link`).
+    diagram_link_seconds: int = Field(default=900, ge=1, le=7 * 24 * 3600)
 
     keycloak_url: str = ""
     keycloak_realm: str = ""
@@ -142,6 +150,25 @@ class Settings(BaseSettings):
     def audience(self) -> str:
         return self.oidc_audience or "countersign"
 
+    @property
+    def dev_tokens_enabled(self) -> bool:
+        """`POST /v1/dev/token` is served: dev auth, and never in production (whatever else allows it)."""
+        return self.auth_mode == AuthMode.dev and self.env != Environment.production
+
+    def oidc_client(self) -> dict[str, Any] | None:
+        """What the admin UI's OIDC client needs; None in dev mode.
+
+        The issuer is the first of COUNTERSIGN_OIDC_ISSUERS (the one users sign in at); the
+        others are only accepted on incoming tokens.
+        """
+        if self.auth_mode is not AuthMode.oidc:
+            return None
+        return {
+            "issuer": self.oidc_issuers[0] if self.oidc_issuers else None,
+            "client_id": self.ui_client_id or None,
+            "scopes": self.ui_scopes,
+        }
+
     def public_view(self) -> dict[str, Any]:
         """The non-secret effective configuration (`GET /v1/config`)."""
         data = self.model_dump(
@@ -149,6 +176,8 @@ class Settings(BaseSettings):
         )
         data["database_url"] = _redact_url(self.database_url)
         data["redis_url"] = _redact_url(self.redis_url)
+        data["oidc"] = self.oidc_client()
+        data["dev_tokens"] = self.dev_tokens_enabled
         return data
 
 

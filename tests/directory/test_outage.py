@@ -439,3 +439,31 @@ class TestDecisionsAreNeverLost:
         assert decided.json()["request_status"] == "rejected"
         got = await flow.request(request_id)
         assert got["outcome_reason"] == "rule_evaluation_failed"
+
+
+class TestStuckFilter:
+    """`GET /v1/requests?stuck=true`: the admin UI's "stuck" view (docs/operations.md)."""
+
+    async def listed(self, flow: Flow, stuck: str) -> list[str]:
+        response = await flow.client.get(
+            "/v1/requests", params={"stuck": stuck}, headers=flow.admin
+        )
+        assert response.status_code == 200, response.text
+        return [r["id"] for r in response.json()]
+
+    async def test_a_request_waiting_in_resolving_is_stuck_until_it_resolves(
+        self, flow: Flow, keycloak: KeycloakServer, keycloak_app: FastAPI
+    ) -> None:
+        fine = (await flow.start(artifact_id="fine"))["request_id"]
+        keycloak.go_down("refuse")
+        waiting = (await flow.start(artifact_id="waiting"))["request_id"]
+        keycloak.come_back()
+
+        assert await self.listed(flow, "true") == [waiting]
+        assert await self.listed(flow, "false") == [fine]
+
+        clock.advance(FIRST_BACKOFF_SECONDS + 1)
+        await run_worker(keycloak_app)
+
+        assert await self.listed(flow, "true") == []
+        assert await self.listed(flow, "false") == [waiting, fine]

@@ -292,3 +292,144 @@ class TestRecover:
 
         assert response.status_code == 422
         assert problem_code(response) == "validation_failed"
+
+
+class TestRecoverMatching:
+    """`recover` takes the list filters too: the admin UI's "Retry all matching"."""
+
+    async def test_only_the_exhausted_deliveries_matching_every_filter_are_requeued(
+        self,
+        flow: Flow,
+        admin: WebhookAdmin,
+        receiver: Receiver,
+        hooks_sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        with Receiver() as other:
+            first = (await flow.start(artifact_id="a", callback_url=receiver.url))[
+                "request_id"
+            ]
+            second = (await flow.start(artifact_id="b", callback_url=receiver.url))[
+                "request_id"
+            ]
+            third = (await flow.start(artifact_id="c", callback_url=other.url))[
+                "request_id"
+            ]
+            rows = await admin.deliveries()
+            await exhaust(hooks_sessionmaker, *(r["id"] for r in rows))
+            now = clock.now()
+            window = {
+                "since": (now - timedelta(hours=1)).isoformat(),
+                "until": (now + timedelta(hours=1)).isoformat(),
+            }
+
+            def pending() -> set[tuple[str, str]]:
+                return {
+                    (r["request_id"], r["event_type"])
+                    for r in rows_now
+                    if r["status"] == "pending"
+                }
+
+            by_request = await post(
+                admin,
+                "/v1/admin/deliveries/recover",
+                {**window, "request_id": first},
+            )
+            rows_now = await admin.deliveries()
+            after_request = pending()
+            by_type_and_url = await post(
+                admin,
+                "/v1/admin/deliveries/recover",
+                {**window, "event_type": "stage_started", "url": receiver.url},
+            )
+            rows_now = await admin.deliveries()
+            after_type = pending()
+            by_url = await post(
+                admin, "/v1/admin/deliveries/recover", {**window, "url": other.url}
+            )
+            rows_now = await admin.deliveries()
+
+            assert by_request.json() == {"requeued": 2}
+            assert after_request == {
+                (first, "request_created"),
+                (first, "stage_started"),
+            }
+            # first's stage_started is pending already: not exhausted, not counted again.
+            assert by_type_and_url.json() == {"requeued": 1}
+            assert after_type == after_request | {(second, "stage_started")}
+            assert by_url.json() == {"requeued": 2}
+            assert pending() == after_type | {
+                (third, "request_created"),
+                (third, "stage_started"),
+            }
+
+    async def test_the_list_filters_by_url(
+        self, flow: Flow, admin: WebhookAdmin, receiver: Receiver
+    ) -> None:
+        with Receiver() as other:
+            await flow.start(artifact_id="a", callback_url=receiver.url)
+            theirs = (await flow.start(artifact_id="b", callback_url=other.url))[
+                "request_id"
+            ]
+
+            rows = await admin.deliveries(url=other.url)
+
+        assert {r["request_id"] for r in rows} == {theirs}
+        assert len(rows) == 2
+
+    async def test_a_malformed_filter_is_422(self, admin: WebhookAdmin) -> None:
+        now = clock.now()
+
+        response = await post(
+            admin,
+            "/v1/admin/deliveries/recover",
+            {
+                "since": now.isoformat(),
+                "until": (now + timedelta(hours=1)).isoformat(),
+                "request_id": "not-a-uuid",
+            },
+        )
+
+        assert response.status_code == 422
+        assert problem_code(response) == "validation_failed"
+
+
+class TestStuckRequests:
+    async def test_a_request_with_an_exhausted_delivery_is_stuck(
+        self,
+        flow: Flow,
+        admin: WebhookAdmin,
+        receiver: Receiver,
+        hooks_sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        fine = (await flow.start(artifact_id="a", callback_url=receiver.url))[
+            "request_id"
+        ]
+        failing = (await flow.start(artifact_id="b", callback_url=receiver.url))[
+            "request_id"
+        ]
+        gone = await admin.delivery(failing, "stage_started")
+        await exhaust(hooks_sessionmaker, gone["id"])
+
+        async def listed(**params: str) -> list[str]:
+            response = await admin.client.get(
+                "/v1/requests", params=params, headers=admin.headers
+            )
+            assert response.status_code == 200, response.text
+            return [r["id"] for r in response.json()]
+
+        assert await listed(stuck="true") == [failing]
+        assert await listed(stuck="false") == [fine]
+        assert await listed() == [failing, fine]
+        assert await listed(stuck="true", artifact_id="a") == []
+
+        await post(admin, f"/v1/admin/deliveries/{gone['id']}/retry")
+
+        assert await listed(stuck="true") == []
+
+    async def test_stuck_must_be_a_boolean(self, admin: WebhookAdmin) -> None:
+        response = await admin.client.get(
+            "/v1/requests", params={"stuck": "maybe"}, headers=admin.headers
+        )
+
+        assert response.status_code == 422
+        assert problem_code(response) == "validation_failed"

@@ -17,6 +17,8 @@ import stat
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,13 @@ logger = logging.getLogger(__name__)
 
 KEY_FILE_NAME = "dev-signing-key.pem"
 ALGORITHM = "RS256"
+DEFAULT_TTL_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    expires_at: datetime
 
 
 class DevIssuer:
@@ -56,19 +65,21 @@ class DevIssuer:
         """The public JWKS, as served at `/v1/.well-known/jwks.json`."""
         return {"keys": [dict(self._public_jwk)]}
 
-    def mint(
+    def issue(
         self,
         sub: str,
         roles: Sequence[str] = (),
         azp: str | None = None,
-        ttl_seconds: int = 3600,
+        ttl_seconds: int = DEFAULT_TTL_SECONDS,
         extra: dict[str, Any] | None = None,
-    ) -> str:
-        """Sign a token for `sub` with realm roles `roles`.
+    ) -> IssuedToken:
+        """Sign a token for `sub` with realm roles `roles`: the one issuing function behind
+        `countersign token` and `POST /v1/dev/token`.
 
         `extra` claims are applied last and so override the standard ones; tests use that to
         craft tokens (an `exp` in the past, a `username` claim...).
         """
+        # Wall-clock time, not kit.clock: the verifier checks `exp` against the wall clock too.
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self._settings.dev_issuer,
@@ -84,9 +95,23 @@ class DevIssuer:
             claims["azp"] = azp
         if extra:
             claims.update(extra)
-        return jwt.encode(
+        token = jwt.encode(
             claims, self._private_key, algorithm=ALGORITHM, headers={"kid": self.kid}
         )
+        return IssuedToken(token, datetime.fromtimestamp(claims["exp"], UTC))
+
+    def mint(
+        self,
+        sub: str,
+        roles: Sequence[str] = (),
+        azp: str | None = None,
+        ttl_seconds: int = DEFAULT_TTL_SECONDS,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
+        """`issue`, the token string only."""
+        return self.issue(
+            sub, roles=roles, azp=azp, ttl_seconds=ttl_seconds, extra=extra
+        ).access_token
 
 
 def jwk_thumbprint(jwk: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 
 from countersign import __version__
@@ -98,11 +99,39 @@ async def get_version() -> dict[str, str | None]:
     }
 
 
-@router.get("/config")
-async def get_config(request: Request) -> dict[str, Any]:
-    """The non-secret effective configuration."""
+class OidcClientOut(BaseModel):
+    """The admin UI's public OIDC client: sign in at `issuer` as `client_id` asking for `scopes`."""
+
+    issuer: str | None
+    client_id: str | None
+    scopes: str
+
+
+class ConfigOut(BaseModel):
+    """The non-secret effective configuration. The fields the admin UI reads at runtime are
+    declared; every other setting is included too (secrets never, DSN passwords redacted)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    env: str
+    auth_mode: str
+    # Present (non-null) in OIDC mode only.
+    oidc: OidcClientOut | None
+    # Whether `POST /v1/dev/token` is served (dev auth outside production).
+    dev_tokens: bool
+    role_admin: str
+    role_viewer: str
+    test_hooks: bool
+    service_version: str
+
+
+@router.get("/config", response_model=ConfigOut)
+async def get_config(request: Request) -> ConfigOut:
+    """The non-secret effective configuration, with what the admin UI needs to sign in."""
     settings: Settings = request.app.state.settings
-    return settings.public_view()
+    return ConfigOut.model_validate(
+        {**settings.public_view(), "service_version": __version__}
+    )
 
 
 @router.get("/.well-known/jwks.json", responses=problem_responses(404))

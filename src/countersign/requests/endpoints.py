@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Request, Response, status
+from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 
 from countersign.db import SessionDep
 from countersign.directory.dependencies import ResolverDep
@@ -118,6 +118,13 @@ async def list_requests(
     requester: str | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
+    stuck: Annotated[
+        bool | None,
+        Query(
+            description="true: only requests with a stage in `resolving` or an exhausted "
+            "delivery (false: only the others)"
+        ),
+    ] = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> list[RequestOut]:
@@ -137,6 +144,7 @@ async def list_requests(
         created_before=created_before,
         before=before,
         limit=limit + 1,
+        stuck=stuck,
     )
     page = list(rows[:limit])
     next_cursor = None

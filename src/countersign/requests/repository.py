@@ -28,7 +28,24 @@ from countersign.models import (
     Event,
     RequestStage,
     Task,
+    WebhookDelivery,
 )
+
+
+def stuck() -> ColumnElement[bool]:
+    """A request an operator has to look at: a stage of its current cycle waits in `resolving`
+    (the directory or an http rule keeps failing), or one of its deliveries is `exhausted`."""
+    return or_(
+        exists().where(
+            RequestStage.request_id == ApprovalRequest.id,
+            RequestStage.cycle == ApprovalRequest.cycle,
+            RequestStage.status == "resolving",
+        ),
+        exists().where(
+            WebhookDelivery.request_id == ApprovalRequest.id,
+            WebhookDelivery.status == "exhausted",
+        ),
+    )
 
 
 def visible_to(principal: Principal) -> ColumnElement[bool]:
@@ -194,6 +211,7 @@ class RequestRepository:
         created_before: datetime | None,
         before: tuple[datetime, uuid.UUID] | None,
         limit: int,
+        is_stuck: bool | None = None,
     ) -> Select[ApprovalRequest]:
         statement = (
             select(ApprovalRequest)
@@ -219,6 +237,8 @@ class RequestRepository:
             statement = statement.where(
                 tuple_(ApprovalRequest.created_at, ApprovalRequest.id) < before
             )
+        if is_stuck is not None:
+            statement = statement.where(stuck() if is_stuck else ~stuck())
         return statement
 
     async def list_requests(

@@ -398,6 +398,7 @@ async def list_requests(
     created_before: datetime | None,
     before: tuple[datetime, uuid.UUID] | None,
     limit: int,
+    stuck: bool | None = None,
 ) -> Sequence[ApprovalRequest]:
     repository = RequestRepository(session)
     statement = repository.list_statement(
@@ -411,6 +412,7 @@ async def list_requests(
         created_before=created_before,
         before=before,
         limit=limit,
+        is_stuck=stuck,
     )
     return await repository.list_requests(statement)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request, Response, status
-from sqlalchemy import select, tuple_
+from fastapi import APIRouter, Body, Query, Request, Response, status
+from sqlalchemy import Select, select, tuple_
 
 from countersign.audit import service as audit_service
 from countersign.db import SessionDep
@@ -45,6 +45,23 @@ def _box(request: Request) -> secret_service.SecretBox:
     return runtime.box
 
 
+def _matching(
+    statement: Select[WebhookDelivery],
+    *,
+    request_id: uuid.UUID | None,
+    event_type: str | None,
+    url: str | None,
+) -> Select[WebhookDelivery]:
+    """The list filters, shared by the list and by recover ("retry all matching")."""
+    if request_id is not None:
+        statement = statement.where(WebhookDelivery.request_id == request_id)
+    if event_type is not None:
+        statement = statement.where(WebhookDelivery.event_type == event_type)
+    if url is not None:
+        statement = statement.where(WebhookDelivery.url == url)
+    return statement
+
+
 @router.get(
     "/deliveries",
     response_model=list[DeliveryOut],
@@ -58,10 +75,11 @@ async def list_deliveries(
     status: DeliveryStatus | None = None,
     request_id: uuid.UUID | None = None,
     event_type: str | None = None,
+    url: Annotated[str | None, Query(max_length=2000)] = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> list[DeliveryOut]:
-    """List webhook deliveries, newest first."""
+    """List webhook deliveries, newest first. `url` matches the delivery URL exactly."""
     statement = (
         select(WebhookDelivery)
         .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
@@ -69,10 +87,9 @@ async def list_deliveries(
     )
     if status is not None:
         statement = statement.where(WebhookDelivery.status == status)
-    if request_id is not None:
-        statement = statement.where(WebhookDelivery.request_id == request_id)
-    if event_type is not None:
-        statement = statement.where(WebhookDelivery.event_type == event_type)
+    statement = _matching(
+        statement, request_id=request_id, event_type=event_type, url=url
+    )
     if cursor:
         statement = statement.where(
             tuple_(WebhookDelivery.created_at, WebhookDelivery.id)
@@ -150,11 +167,17 @@ async def retry_delivery(
 async def recover_deliveries(
     body: RecoverIn, session: SessionDep, principal: AdminDep
 ) -> RecoverOut:
-    """Re-queue every exhausted delivery created in [since, until)."""
-    statement = select(WebhookDelivery).where(
-        WebhookDelivery.status == "exhausted",
-        WebhookDelivery.created_at >= body.since,
-        WebhookDelivery.created_at < body.until,
+    """Re-queue every exhausted delivery created in [since, until) that matches the optional list
+    filters (`request_id`, `event_type`, `url`): the admin UI's "Retry all matching"."""
+    statement = _matching(
+        select(WebhookDelivery).where(
+            WebhookDelivery.status == "exhausted",
+            WebhookDelivery.created_at >= body.since,
+            WebhookDelivery.created_at < body.until,
+        ),
+        request_id=body.request_id,
+        event_type=body.event_type,
+        url=body.url,
     )
     deliveries = (await session.execute(statement.with_for_update())).scalars().all()
     for delivery in deliveries:
@@ -165,7 +188,13 @@ async def recover_deliveries(
         action="delivery.recover",
         resource_type="webhook_delivery",
         resource_id=f"{body.since.isoformat()}..{body.until.isoformat()}",
-        after={"requeued": len(deliveries), "ids": [str(d.id) for d in deliveries]},
+        after={
+            "requeued": len(deliveries),
+            "ids": [str(d.id) for d in deliveries],
+            "filters": body.model_dump(
+                mode="json", include={"request_id", "event_type", "url"}
+            ),
+        },
     )
     return RecoverOut(requeued=len(deliveries))
 

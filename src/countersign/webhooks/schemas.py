@@ -51,6 +51,12 @@ class AttemptOut(_Out):
 class RecoverIn(BaseModel):
     since: datetime
     until: datetime
+    # The list filters of GET /v1/admin/deliveries; absent = any.
+    request_id: uuid.UUID | None = None
+    event_type: (
+        Annotated[str, StringConstraints(min_length=1, max_length=100)] | None
+    ) = None
+    url: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> RecoverIn:

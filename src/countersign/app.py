@@ -29,8 +29,8 @@ from countersign.identity.dependencies import build_verifier
 from countersign.kit import metrics
 from countersign.kit.outbound import OutboundPolicy
 from countersign.kit.problem import PROBLEM_SCHEMA, register_exception_handlers
+from countersign.operations import admin_ui, test_hooks
 from countersign.operations import endpoints as operations_endpoints
-from countersign.operations import test_hooks
 from countersign.policies import endpoints as policy_endpoints
 from countersign.policies.rules import RuleEvaluator
 from countersign.requests import endpoints as request_endpoints
@@ -152,6 +152,7 @@ def create_app(
     # AWE clients call the same routes under /v1/awe; hidden so the document lists each route once.
     app.include_router(api, prefix=AWE_PREFIX, include_in_schema=False)
     app.include_router(metrics.router)
+    admin_ui.register(app, settings)
 
     @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
@@ -186,7 +187,11 @@ def _route_template(path: str, route: object) -> str:
     """The route's full path template for metric labels (nested routers only know their own part)."""
     if not isinstance(route, APIRoute):
         return "unmatched"
-    if route.path.startswith(API_PREFIX + "/") or route.path == "/metrics":
+    if (
+        route.path.startswith(API_PREFIX + "/")
+        or route.path == "/metrics"
+        or route.path.startswith(admin_ui.PREFIX)
+    ):
         return route.path
     prefix = AWE_PREFIX if path.startswith(AWE_PREFIX + "/") else API_PREFIX
     return prefix + route.path

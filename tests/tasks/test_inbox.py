@@ -623,6 +623,16 @@ class TestStats:
         assert {k: v for k, v in bob.items() if not k.endswith("_count")} == plain
         assert not any(k.endswith("_count") for k in plain)
 
+    async def test_the_awe_alias_always_carries_awes_two_fixed_counts(
+        self, client: httpx.AsyncClient, token: TokenFactory
+    ) -> None:
+        # No policy at all: the OpenG2P registry UI still reads both fields.
+        stats = await inbox(client, bearer(token("bob")), "/v1/awe/tasks/stats")
+
+        assert stats["change_request_count"] == 0
+        assert stats["intake_form_count"] == 0
+        assert stats["total"] == 0
+
 
 class TestClaim:
     async def test_the_assignee_claims_an_open_task(

@@ -167,14 +167,23 @@ async def get_task_stats(
         total=sum(by_status.values()), by_artifact_type=by_type, by_status=by_status
     )
     if _is_awe_alias(request):
-        # AWE's registry UI reads `<name>_count`, name = the part after the last "." of the type.
-        for artifact_type in await repository.active_artifact_types():
-            setattr(
-                stats,
-                f"{artifact_type.rsplit('.', 1)[-1]}_count",
-                by_type.get(artifact_type, 0),
-            )
+        # AWE's registry UI reads `<name>_count`, name = the part after the last "." of the type,
+        # for every active policy's type, and AWE's own two fields whatever policies exist.
+        names = set(AWE_FIXED_COUNTS) | {
+            _count_name(t) for t in await repository.active_artifact_types()
+        }
+        for name in sorted(names):
+            count = sum(n for t, n in by_type.items() if _count_name(t) == name)
+            setattr(stats, f"{name}_count", count)
     return stats
+
+
+# The counts AWE's stats always carry (the OpenG2P registry UI reads both unconditionally).
+AWE_FIXED_COUNTS = ("change_request", "intake_form")
+
+
+def _count_name(artifact_type: str) -> str:
+    return artifact_type.rsplit(".", 1)[-1]
 
 
 @router.post(

@@ -1244,6 +1244,24 @@ class TestDiff:
 
 # --- GET .../diagram.svg -----------------------------------------------------------------------
 
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _stage_boxes(root: ET.Element) -> dict[int, dict[str, Any]]:
+    """stage_order -> the box's position and its lines of text."""
+    boxes: dict[int, dict[str, Any]] = {}
+    for g in root.iter(f"{SVG}g"):
+        if "data-stage-order" not in g.attrib:
+            continue
+        rect = g.find(f"{SVG}rect")
+        assert rect is not None
+        boxes[int(g.attrib["data-stage-order"])] = {
+            "x": float(rect.attrib["x"]),
+            "y": float(rect.attrib["y"]),
+            "texts": [t.text or "" for t in g.iter(f"{SVG}text")],
+        }
+    return boxes
+
 
 class TestDiagram:
     async def test_is_an_svg_naming_every_stage(
@@ -1278,6 +1296,57 @@ class TestDiagram:
         assert "<b>" not in response.text
         texts = "".join(ET.fromstring(response.text).itertext())
         assert '<b>"A" & B</b>' in texts
+
+    async def test_shows_order_skip_conditions_slas_and_rules(
+        self, client: httpx.AsyncClient, admin_headers: Headers
+    ) -> None:
+        await create_policy(client, admin_headers, two_stage_body())
+
+        response = await client.get(
+            f"{version_path(1)}/diagram.svg", headers=admin_headers
+        )
+
+        assert response.headers["content-security-policy"] == "default-src 'none'"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        root = ET.fromstring(response.text)
+        assert root.attrib["role"] == "img"
+        title = root.find(f"{SVG}title")
+        assert title is not None
+        assert title.text == "Change request approval"
+        boxes = _stage_boxes(root)
+        assert boxes[1]["y"] < boxes[2]["y"]
+        first = boxes[1]["texts"]
+        assert "Skip if amount < 100" in first
+        assert "SLA 72 h → escalate, remind every 24 h" in first
+        assert "Approvers: group /districts/D1" in first
+        assert "Approvers: role director" in boxes[2]["texts"]
+        assert "all must approve" in boxes[2]["texts"]
+
+    async def test_parallel_groups_sit_side_by_side(
+        self, client: httpx.AsyncClient, admin_headers: Headers
+    ) -> None:
+        await create_policy(
+            client,
+            admin_headers,
+            policy_body(
+                stages=[
+                    stage(stage_order=1, name="Intake"),
+                    stage(stage_order=2, name="Finance", parallel_group="1"),
+                    stage(stage_order=3, name="Legal", parallel_group="1"),
+                    stage(stage_order=4, name="Director"),
+                ]
+            ),
+        )
+
+        response = await client.get(
+            f"{version_path(1)}/diagram.svg", headers=admin_headers
+        )
+
+        boxes = _stage_boxes(ET.fromstring(response.text))
+        assert boxes[2]["y"] == boxes[3]["y"]
+        assert boxes[2]["x"] < boxes[3]["x"]
+        assert boxes[1]["y"] < boxes[2]["y"] < boxes[4]["y"]
+        assert "Parallel group 1: all must complete" in response.text
 
     async def test_unknown_version_is_404_policy_not_found(
         self, client: httpx.AsyncClient, admin_headers: Headers

@@ -19,7 +19,11 @@ from countersign.kit.pagination import (
 )
 from countersign.kit.problem import problem_responses
 from countersign.policies import service as policy_service
-from countersign.policies.diagram import render_policy_svg
+from countersign.policies.diagram import (
+    SVG_HEADERS,
+    SVG_MEDIA_TYPE,
+    render_policy_svg,
+)
 from countersign.policies.schemas import (
     DiffOut,
     PolicyIn,
@@ -232,7 +236,10 @@ async def diff_policy_versions(
 @router.get(
     "/{policy_key}/versions/{version}/diagram.svg",
     response_class=Response,
-    responses={200: {"content": {"image/svg+xml": {}}}, **problem_responses(403, 404)},
+    responses={
+        200: {"content": {"image/svg+xml": {"schema": {"type": "string"}}}},
+        **problem_responses(403, 404),
+    },
 )
 async def get_policy_diagram(
     policy_key: str, version: int, session: SessionDep, principal: ReaderDep
@@ -242,4 +249,4 @@ async def get_policy_diagram(
         session, policy_key=policy_key, version=version
     )
     svg = render_policy_svg(policy_service.to_policy_out(policy))
-    return Response(svg, media_type="image/svg+xml")
+    return Response(svg, media_type=SVG_MEDIA_TYPE, headers=SVG_HEADERS)

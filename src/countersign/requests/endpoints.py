@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials
 
+from countersign.config import Settings
 from countersign.db import SessionDep
 from countersign.directory.dependencies import ResolverDep
-from countersign.identity.dependencies import PrincipalDep, ReaderDep
+from countersign.errors import Unauthenticated
+from countersign.identity.dependencies import (
+    PrincipalDep,
+    ReaderDep,
+    bearer_scheme,
+    get_principal,
+)
 from countersign.kit import idempotency
+from countersign.kit.clock import now
 from countersign.kit.pagination import (
     CursorQuery,
     LimitQuery,
@@ -20,13 +29,14 @@ from countersign.kit.pagination import (
     set_next_page_headers,
 )
 from countersign.kit.problem import problem_responses
-from countersign.policies.diagram import render_stages_svg
-from countersign.policies.schemas import StageIn
+from countersign.policies.diagram import SVG_HEADERS, SVG_MEDIA_TYPE
+from countersign.requests import diagram_links
 from countersign.requests import service as request_service
 from countersign.requests.repository import RequestRepository
 from countersign.requests.schemas import (
     CancelIn,
     ChainVerification,
+    DiagramLinkOut,
     EventOut,
     RequestCreate,
     RequestCreated,
@@ -243,35 +253,77 @@ async def verify_request_events(
     )
 
 
+def _link_key(request: Request) -> bytes:
+    settings: Settings = request.app.state.settings
+    return diagram_links.link_key(settings.secret_key.get_secret_value())
+
+
 @router.get(
     "/{request_id}/diagram.svg",
     response_class=Response,
-    responses={200: {"content": {"image/svg+xml": {}}}, **problem_responses(404)},
+    responses={
+        200: {"content": {"image/svg+xml": {"schema": {"type": "string"}}}},
+        **problem_responses(403, 404),
+    },
 )
 async def get_request_diagram(
-    request_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+    request: Request,
+    request_id: uuid.UUID,
+    session: SessionDep,
+    credentials: Annotated[
+        HTTPAuthorizationCredentials | None, Depends(bearer_scheme)
+    ] = None,
+    exp: Annotated[
+        int | None,
+        Query(ge=0, le=10**11, description="signed link: expiry, unix seconds"),
+    ] = None,
+    sig: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="signed link: signature"),
+    ] = None,
 ) -> Response:
-    """The request's stages as SVG, coloured by status, the current stage highlighted."""
-    out = await request_service.get_request(
+    """The request's stages as SVG: coloured by status, the current stage highlighted, who
+    approved, who is pending, when each stage is due. With a bearer token (someone who can see
+    the request), or without one through a signed link (`exp` and `sig`, see `diagram-link`):
+    401 when the link has expired, 403 when its signature is not valid."""
+    if exp is not None or sig is not None:
+        if exp is None or sig is None:
+            raise Unauthenticated("a diagram link carries both exp and sig")
+        diagram_links.check(_link_key(request), request_id, exp, sig, now())
+        shown = await request_service.existing_request(session, request_id)
+    else:
+        principal = await get_principal(request, credentials)
+        shown = await request_service.visible_request(
+            session, principal=principal, request_id=request_id
+        )
+    svg = await request_service.request_diagram_svg(session, shown)
+    return Response(svg, media_type=SVG_MEDIA_TYPE, headers=SVG_HEADERS)
+
+
+@router.post(
+    "/{request_id}/diagram-link",
+    response_model=DiagramLinkOut,
+    responses=problem_responses(404),
+)
+async def create_diagram_link(
+    request: Request,
+    request_id: uuid.UUID,
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> DiagramLinkOut:
+    """A signed, short-lived URL of the request's SVG that needs no token (for an `<img>` in a
+    caller UI). Anyone who can see the request may ask; the link shows that picture only."""
+    await request_service.visible_request(
         session, principal=principal, request_id=request_id
     )
-    stages = [
-        StageIn(
-            stage_order=s.stage_order,
-            name=s.name,
-            mode=s.mode,
-            mode_value=s.mode_value,
-            parallel_group=s.parallel_group,
-        )
-        for s in out.stages
-    ]
-    svg = render_stages_svg(
-        f"{out.artifact_type} {out.artifact_id}: {out.status}",
-        stages,
-        statuses={s.stage_order: s.status for s in out.stages},
-        current_stage_order=out.current_stage_order,
+    settings: Settings = request.app.state.settings
+    exp = int(now().timestamp()) + settings.diagram_link_seconds
+    sig = diagram_links.sign(_link_key(request), request_id, exp)
+    base = str(request.base_url).rstrip("/")
+    return DiagramLinkOut(
+        url=f"{base}/v1/requests/{request_id}/diagram.svg?exp={exp}&sig={sig}",
+        expires_at=datetime.fromtimestamp(exp, UTC),
     )
-    return Response(svg, media_type="image/svg+xml")
 
 
 admin_router = APIRouter(prefix="/admin/stages", tags=["requests"])

@@ -132,6 +132,11 @@ class EventOut(_Out):
     hash: str
 
 
+class DiagramLinkOut(BaseModel):
+    url: str
+    expires_at: datetime
+
+
 class ChainVerification(BaseModel):
     valid: bool
     count: int

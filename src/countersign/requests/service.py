@@ -26,8 +26,10 @@ from countersign.kit.clock import now, rfc3339
 from countersign.kit.locking import advisory_xact_lock
 from countersign.kit.outbound import OutboundPolicy, check_url_async
 from countersign.models import ApprovalRequest, CallerSecret, Policy, Task
+from countersign.policies.diagram import DiagramStage, policy_stage, render_diagram
 from countersign.policies.repository import PolicyRepository
 from countersign.policies.rules import rule_data
+from countersign.policies.schemas import StageIn
 from countersign.requests import domain, engine
 from countersign.requests.repository import RequestRepository
 from countersign.requests.schemas import (
@@ -432,3 +434,95 @@ async def verify_events(
     return ChainVerification(
         valid=check.valid, count=check.count, broken_at_sequence=check.broken_at
     )
+
+
+def _people(tasks: Sequence[Task]) -> dict[str, list[str]]:
+    """Who approved, rejected, abstained or is still pending among a stage's approver tasks
+    (observers never count; reassigned, expired and skipped tasks are nobody's turn)."""
+    people: dict[str, list[str]] = {
+        "approved_by": [],
+        "rejected_by": [],
+        "abstained": [],
+        "pending": [],
+    }
+    for task in tasks:
+        if task.kind != "approver":
+            continue
+        if task.status in ("open", "claimed"):
+            people["pending"].append(task.assignee)
+        elif task.status == "completed" and task.decision_action == "approve":
+            people["approved_by"].append(task.assignee)
+        elif task.status == "completed" and task.decision_action == "reject":
+            people["rejected_by"].append(task.assignee)
+        elif task.status == "completed" and task.decision_action == "request_changes":
+            people["rejected_by"].append(f"{task.assignee} (changes requested)")
+        elif task.status == "completed" and task.decision_action == "abstain":
+            people["abstained"].append(task.assignee)
+    return {key: list(dict.fromkeys(names)) for key, names in people.items()}
+
+
+async def request_diagram_svg(session: AsyncSession, request: ApprovalRequest) -> str:
+    """The request's current cycle drawn over its pinned policy version (policies/diagram.py)."""
+    repository = RequestRepository(session)
+    policy = await engine.load_policy(session, request)
+    policy_stages = {
+        s.id: StageIn.model_validate(s, from_attributes=True) for s in policy.stages
+    }
+    stages = await repository.list_stages(request.id, request.cycle)
+    tasks = await repository.list_tasks_of_stages([s.id for s in stages])
+    by_stage: dict[uuid.UUID, list[Task]] = {}
+    for task in tasks:
+        by_stage.setdefault(task.request_stage_id, []).append(task)
+    drawn: list[DiagramStage] = []
+    for stage in stages:
+        source = (
+            policy_stages.get(stage.policy_stage_id) if stage.policy_stage_id else None
+        )
+        base = (
+            policy_stage(source)
+            if source is not None
+            else DiagramStage(stage.stage_order, stage.name, stage.mode)
+        )
+        # The request's own copy of the stage is what ran; the people replace the rules.
+        base.name, base.mode, base.mode_value = stage.name, stage.mode, stage.mode_value
+        base.parallel_group = stage.parallel_group
+        base.approver_rules, base.observer_rules = [], []
+        base.status = stage.status
+        base.current = request.status == "in_review" and stage.status in (
+            "active",
+            "resolving",
+        )
+        base.due_at = stage.due_at
+        base.skip_reason = stage.skip_reason
+        people = _people(by_stage.get(stage.id, []))
+        base.approved_by = people["approved_by"]
+        base.rejected_by = people["rejected_by"]
+        base.abstained = people["abstained"]
+        base.pending = people["pending"]
+        drawn.append(base)
+    subtitle = f"{request.policy_key} v{request.policy_version}, requested by {request.requester}"
+    if request.outcome_reason:
+        subtitle += f"; {request.outcome_reason}"
+    return render_diagram(
+        f"{request.artifact_type} {request.artifact_id}: {request.status}",
+        drawn,
+        subtitle=subtitle,
+        now=now(),
+    )
+
+
+async def visible_request(
+    session: AsyncSession, *, principal: Principal, request_id: uuid.UUID
+) -> ApprovalRequest:
+    """The request, if `principal` may see it; 404 `request_not_found` otherwise."""
+    return await _visible_request(session, request_id, principal)
+
+
+async def existing_request(
+    session: AsyncSession, request_id: uuid.UUID
+) -> ApprovalRequest:
+    """The request whatever the principal (signed diagram links prove access themselves)."""
+    request = await RequestRepository(session).get(request_id)
+    if request is None:
+        raise RequestNotFound(f"request {request_id} not found")
+    return request

@@ -30,8 +30,9 @@ from countersign.kit.pagination import (
 )
 from countersign.kit.problem import problem_responses
 from countersign.policies.diagram import SVG_HEADERS, SVG_MEDIA_TYPE
-from countersign.requests import diagram_links
+from countersign.requests import diagram_links, evidence
 from countersign.requests import service as request_service
+from countersign.requests.evidence import EvidenceOut
 from countersign.requests.repository import RequestRepository
 from countersign.requests.schemas import (
     CancelIn,
@@ -256,6 +257,40 @@ async def verify_request_events(
 def _link_key(request: Request) -> bytes:
     settings: Settings = request.app.state.settings
     return diagram_links.link_key(settings.secret_key.get_secret_value())
+
+
+@router.get(
+    "/{request_id}/evidence",
+    response_model=EvidenceOut,
+    responses={
+        200: {
+            "description": "the evidence bundle, as a download",
+            "headers": {
+                "Content-Disposition": {
+                    "description": 'attachment; filename="evidence-<id>.json"',
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **problem_responses(404),
+    },
+)
+async def get_request_evidence(
+    request_id: uuid.UUID,
+    response: Response,
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> EvidenceOut:
+    """One JSON document for auditors: the request, its tasks and decisions, its events with
+    their hashes and the chain verification, the pinned policy version and its diagram."""
+    shown = await request_service.visible_request(
+        session, principal=principal, request_id=request_id
+    )
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="evidence-{request_id}.json"'
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return await evidence.build(session, shown, principal=principal)
 
 
 @router.get(

@@ -192,6 +192,14 @@ class RequestRepository:
         )
         return (await self.session.execute(statement)).scalars().all()
 
+    async def list_decisions(self, request_id: uuid.UUID) -> Sequence[Decision]:
+        statement = (
+            select(Decision)
+            .where(Decision.request_id == request_id)
+            .order_by(Decision.created_at, Decision.id)
+        )
+        return (await self.session.execute(statement)).scalars().all()
+
     async def list_events(self, request_id: uuid.UUID) -> Sequence[Event]:
         statement = (
             select(Event).where(Event.request_id == request_id).order_by(Event.sequence)

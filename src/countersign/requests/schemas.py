@@ -219,3 +219,18 @@ class StageAdminOut(BaseModel):
     next_resolution_at: datetime | None
     last_resolution_error: str | None
     updated_at: datetime
+
+
+class EvidenceDecision(_Out):
+    """A decision as recorded (the task it was made on, who made it and for whom)."""
+
+    id: uuid.UUID
+    request_id: uuid.UUID
+    task_id: uuid.UUID
+    stage_order: int
+    actor: str
+    on_behalf_of: str | None
+    action: DecisionAction
+    comment: str | None
+    attachments_ref: Any | None
+    created_at: datetime

@@ -31,6 +31,7 @@ from countersign.policies.rules import RuleEvaluator, rule_data
 from countersign.policies.schemas import (
     PolicyIn,
     PolicyOut,
+    ResolutionTrace,
     RuleIn,
     SimulatedStage,
     StageIn,
@@ -664,49 +665,39 @@ class TestPlanStage:
             ),
             pytest.param(
                 [(APPROVER, ["alice", "bob"]), (REQUIRED, ["alice"])],
-                {"requester": "alice"},
+                {"barred": {"alice"}},
                 StagePlan(("bob",), (), (), ("alice",)),
-                id="self-approval-removed-also-from-required",
+                id="barred-removed-also-from-required",
             ),
             pytest.param(
                 [(APPROVER, ["alice", "bob"])],
-                {"requester": "alice", "forbid_self_approval": False},
+                {"barred": {"zoe"}},
                 StagePlan(("alice", "bob"), (), (), ()),
-                id="self-approval-allowed",
+                id="barred-but-not-resolved",
             ),
             pytest.param(
                 [(APPROVER, ["dan", "bob", "alice"])],
-                {"requester": "alice", "delegate_of": {"dan": "alice", "bob": "zoe"}},
+                {"barred": {"dan", "alice"}},
                 StagePlan(("bob",), (), (), ("dan", "alice")),
-                id="delegate-of-requester-removed",
-            ),
-            pytest.param(
-                [(APPROVER, ["dan", "bob"])],
-                {
-                    "requester": "alice",
-                    "forbid_self_approval": False,
-                    "delegate_of": {"dan": "alice"},
-                },
-                StagePlan(("dan", "bob"), (), (), ()),
-                id="delegate-kept-without-self-approval-rule",
+                id="removed-in-resolution-order",
             ),
             pytest.param(
                 [(APPROVER, ["alice", "bob", "carol"])],
-                {"prior_approvers": {"carol", "alice"}, "forbid_self_approval": False},
+                {"barred": {"carol", "alice"}},
                 StagePlan(("bob",), (), (), ("alice", "carol")),
                 id="repeat-approvers-removed",
             ),
             pytest.param(
                 [(APPROVER, ["alice"]), (OBSERVER, ["alice", "zed"])],
-                {"requester": "alice"},
+                {"barred": {"alice"}},
                 StagePlan((), ("alice", "zed"), (), ("alice",)),
                 id="requester-may-still-observe",
             ),
             pytest.param(
                 [(APPROVER, ["alice"])],
-                {"requester": None},
+                {"barred": set()},
                 StagePlan(("alice",), (), (), ()),
-                id="no-requester",
+                id="nobody-barred",
             ),
             pytest.param(
                 [(APPROVER, ["", "alice", ""]), (OBSERVER, [""])],
@@ -723,11 +714,7 @@ class TestPlanStage:
         options: dict[str, Any],
         expected: StagePlan,
     ) -> None:
-        arguments: dict[str, Any] = {
-            "requester": "requester",
-            "forbid_self_approval": True,
-            "prior_approvers": set(),
-        } | options
+        arguments: dict[str, Any] = {"barred": set()} | options
         assert plan_stage(A_STAGE, resolved=resolved, **arguments) == expected
 
 
@@ -743,6 +730,9 @@ def simulated(skipped: bool, approvers: list[str]) -> SimulatedStage:
         removed_by_sod=[],
         skipped=skipped,
         skip_reason="skip_if" if skipped else None,
+        trace=ResolutionTrace(
+            rules=[], removed=[], delegations=[], skip_condition=None, skip_result=None
+        ),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,7 +17,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from countersign.models import AuditEntry, Policy, PolicyRule, PolicyStage
+from countersign.kit.clock import now
+from countersign.models import AuditEntry, Delegation, Policy, PolicyRule, PolicyStage
 from tests.policies.factories import (
     DEFAULT_KEY,
     POLICIES,
@@ -36,6 +38,27 @@ from tests.policies.factories import (
 )
 
 Headers = dict[str, str]
+
+
+async def add_delegation(
+    session: AsyncSession, user_id: str, delegate_to: str
+) -> uuid.UUID:
+    """An active delegation window, written directly (the delegations API is not under test)."""
+    at = now()
+    delegation = Delegation(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        delegate_to=delegate_to,
+        starts_at=at - timedelta(hours=1),
+        ends_at=at + timedelta(days=1),
+        reason="holiday",
+        created_by=user_id,
+        created_at=at,
+    )
+    session.add(delegation)
+    await session.commit()
+    return delegation.id
+
 
 ADMIN_ID = "admin-ann"  # principal id of `admin_headers`
 VIEWER_ID = "viewer-vic"  # principal id of `viewer_headers`
@@ -772,6 +795,7 @@ class TestSimulate:
             stages: list[Body],
             context: Body | None = None,
             requester: str | None = None,
+            creator: str | None = None,
             **overrides: Any,
         ) -> Body:
             await create_policy(
@@ -780,6 +804,8 @@ class TestSimulate:
             payload: Body = {"context": context or {}}
             if requester is not None:
                 payload["requester"] = requester
+            if creator is not None:
+                payload["creator"] = creator
             response = await client.post(
                 f"{version_path(1)}/simulate", json=payload, headers=admin_headers
             )
@@ -820,6 +846,23 @@ class TestSimulate:
                 "removed_by_sod": [],
                 "skipped": False,
                 "skip_reason": None,
+                "trace": {
+                    "rules": [
+                        {
+                            "index": 0,
+                            "rule_type": "user",
+                            "rule_value": {"user_id": "alice"},
+                            "kind": "approver",
+                            "required": False,
+                            "resolved": ["alice"],
+                            "error": None,
+                        }
+                    ],
+                    "removed": [],
+                    "delegations": [],
+                    "skip_condition": None,
+                    "skip_result": None,
+                },
             },
             {
                 "stage_order": 2,
@@ -832,6 +875,23 @@ class TestSimulate:
                 "removed_by_sod": [],
                 "skipped": False,
                 "skip_reason": None,
+                "trace": {
+                    "rules": [
+                        {
+                            "index": 0,
+                            "rule_type": "user",
+                            "rule_value": {"user_id": "bob"},
+                            "kind": "approver",
+                            "required": False,
+                            "resolved": ["bob"],
+                            "error": None,
+                        }
+                    ],
+                    "removed": [],
+                    "delegations": [],
+                    "skip_condition": None,
+                    "skip_result": None,
+                },
             },
         ]
 
@@ -958,6 +1018,103 @@ class TestSimulate:
         [simulated] = result["stages"]
         assert simulated["resolved_approvers"] == ["frank"]
         assert simulated["removed_by_sod"] == ["alice"]
+
+    async def test_the_creator_is_removed_with_the_reason_in_the_trace(
+        self, simulate: Callable[..., Awaitable[Body]]
+    ) -> None:
+        # "created by bob for carol": both are barred, each with its own reason.
+        result = await simulate(
+            [stage(rules=[user_rule("bob"), user_rule("carol"), user_rule("dave")])],
+            requester="carol",
+            creator="bob",
+            forbid_self_approval=True,
+        )
+
+        [simulated] = result["stages"]
+        assert simulated["resolved_approvers"] == ["dave"]
+        assert simulated["removed_by_sod"] == ["bob", "carol"]
+        removed = {r["user_id"]: r for r in simulated["trace"]["removed"]}
+        assert {u: r["reason"] for u, r in removed.items()} == {
+            "bob": "creator",
+            "carol": "requester",
+        }
+        assert all(r["detail"] for r in removed.values())
+        assert [r["resolved"] for r in simulated["trace"]["rules"]] == [
+            ["bob"],
+            ["carol"],
+            ["dave"],
+        ]
+
+    async def test_the_creator_defaults_to_the_calling_principal(
+        self, simulate: Callable[..., Awaitable[Body]]
+    ) -> None:
+        result = await simulate(
+            [stage(rules=[user_rule(ADMIN_ID), user_rule("bob")])],
+            requester="carol",
+            forbid_self_approval=True,
+        )
+
+        [simulated] = result["stages"]
+        assert simulated["resolved_approvers"] == ["bob"]
+        assert simulated["trace"]["removed"][0]["reason"] == "creator"
+
+    async def test_the_trace_shows_delegates_of_the_barred_and_substitutions(
+        self, simulate: Callable[..., Awaitable[Body]], session: AsyncSession
+    ) -> None:
+        erin = await add_delegation(session, "bob", "erin")  # erin stands in for bob
+        frank = await add_delegation(
+            session, "dave", "frank"
+        )  # dave's tasks go to frank
+        result = await simulate(
+            [stage(rules=[user_rule("erin"), user_rule("dave")])],
+            requester="carol",
+            creator="bob",
+            forbid_self_approval=True,
+        )
+
+        trace = result["stages"][0]["trace"]
+        assert [(r["user_id"], r["reason"]) for r in trace["removed"]] == [
+            ("erin", "delegate_of_creator")
+        ]
+        assert "bob" in trace["removed"][0]["detail"]
+        assert trace["delegations"] == [
+            {"user_id": "dave", "delegate_to": "frank", "delegation_id": str(frank)}
+        ]
+        assert erin != frank
+
+    async def test_the_trace_shows_the_skip_condition_and_its_result(
+        self, simulate: Callable[..., Awaitable[Body]]
+    ) -> None:
+        condition = {"<": [{"var": "amount"}, 100]}
+        result = await simulate(
+            [
+                stage(stage_order=1, skip_if=condition, rules=[user_rule("alice")]),
+                stage(stage_order=2, rules=[user_rule("bob")]),
+            ],
+            context={"amount": 5},
+        )
+
+        first, second = result["stages"]
+        assert first["skipped"] is True
+        assert first["trace"]["skip_condition"] == condition
+        assert first["trace"]["skip_result"] is True
+        assert first["trace"]["rules"] == []
+        assert second["trace"]["skip_condition"] is None
+        assert second["trace"]["skip_result"] is None
+
+    async def test_an_http_rule_says_in_the_trace_why_it_named_nobody(
+        self, simulate: Callable[..., Awaitable[Body]]
+    ) -> None:
+        http = {
+            "rule_type": "http",
+            "rule_value": {"url": "http://127.0.0.1:9/approvers"},
+            "kind": "approver",
+        }
+        result = await simulate([stage(on_empty="skip", rules=[http])])
+
+        [rule] = result["stages"][0]["trace"]["rules"]
+        assert rule["resolved"] == []
+        assert "simulat" in rule["error"]
 
     async def test_the_requester_stays_an_approver_without_forbid_self_approval(
         self, simulate: Callable[..., Awaitable[Body]]

@@ -16,12 +16,13 @@ import pytest
 
 from countersign.requests.domain import (
     REASON_STAGE_REJECTED,
-    SOD_REPEAT_APPROVER,
-    SOD_SELF_APPROVAL,
     TERMINAL,
+    Barred,
     DecisionAction,
     Finish,
     RequestStatus,
+    SodFacts,
+    SodReason,
     StageOutcome,
     StageState,
     StageStatus,
@@ -32,15 +33,16 @@ from countersign.requests.domain import (
     TaskStatus,
     TaskVote,
     Wait,
+    barred_users,
     can_cancel,
     can_decide,
     can_resubmit,
+    decision_bar,
     evaluate_stage,
     group_of,
     is_terminal,
     next_step,
     required_set,
-    sod_violation,
     tally,
 )
 
@@ -483,115 +485,133 @@ class TestGroupOf:
 # --- separation of duties -----------------------------------------------------------------------
 
 
-class TestSodViolation:
+def facts(**fields: Any) -> SodFacts:
+    defaults: dict[str, Any] = {
+        "requester": "req",
+        "creator": "maker",
+        "forbid_self_approval": True,
+        "forbid_repeat_approvers": False,
+    }
+    return SodFacts(**(defaults | fields))
+
+
+def reasons(found: dict[str, Barred]) -> dict[str, str]:
+    return {user: bar.reason.value for user, bar in found.items()}
+
+
+class TestBarredUsers:
     @pytest.mark.parametrize(
-        ("actor", "on_behalf_of", "self_rule", "repeat_rule", "earlier", "expected"),
+        ("fields", "expected"),
         [
-            pytest.param("bob", None, True, True, [], None, id="someone else"),
             pytest.param(
-                "req",
-                None,
-                True,
-                False,
-                [],
-                SOD_SELF_APPROVAL,
-                id="requester approves own request",
+                {}, {"req": "requester", "maker": "creator"}, id="requester-and-creator"
             ),
             pytest.param(
-                "req", None, False, False, [], None, id="self approval allowed"
+                {"creator": "req"}, {"req": "requester"}, id="creator-is-requester"
+            ),
+            pytest.param({"creator": None}, {"req": "requester"}, id="no-creator"),
+            pytest.param(
+                {"forbid_self_approval": False, "earlier_approvers": frozenset({"a"})},
+                {},
+                id="both-rules-off",
             ),
             pytest.param(
-                "del",
-                "req",
-                True,
-                False,
-                [],
-                SOD_SELF_APPROVAL,
-                id="delegate acting for the requester",
+                {
+                    "forbid_self_approval": False,
+                    "forbid_repeat_approvers": True,
+                    "earlier_approvers": frozenset({"a", "b"}),
+                },
+                {"a": "earlier_approver", "b": "earlier_approver"},
+                id="earlier-approvers",
             ),
             pytest.param(
-                "del",
-                "req",
-                False,
-                False,
-                [],
-                None,
-                id="delegate for requester allowed",
+                {
+                    "delegates": {
+                        "req": frozenset({"d1"}),
+                        "maker": frozenset({"d2", "d3"}),
+                        "zed": frozenset({"d4"}),
+                    }
+                },
+                {
+                    "req": "requester",
+                    "maker": "creator",
+                    "d1": "delegate_of_requester",
+                    "d2": "delegate_of_creator",
+                    "d3": "delegate_of_creator",
+                },
+                id="delegates-of-requester-and-creator",
             ),
             pytest.param(
-                "req",
-                "bob",
-                True,
-                False,
-                [],
-                SOD_SELF_APPROVAL,
-                id="requester as someone's delegate",
+                {
+                    "forbid_repeat_approvers": True,
+                    "earlier_approvers": frozenset({"a"}),
+                    "delegates": {"a": frozenset({"d"})},
+                },
+                {
+                    "req": "requester",
+                    "maker": "creator",
+                    "a": "earlier_approver",
+                    "d": "delegate_of_earlier_approver",
+                },
+                id="delegate-of-earlier-approver",
             ),
             pytest.param(
-                "del", "bob", True, False, [], None, id="delegate for someone else"
+                {
+                    "forbid_repeat_approvers": True,
+                    "earlier_approvers": frozenset({"req", "maker", "x"}),
+                    "delegates": {
+                        "x": frozenset({"maker", "req"}),
+                        "req": frozenset({"maker"}),
+                    },
+                },
+                {"req": "requester", "maker": "creator", "x": "earlier_approver"},
+                id="strongest-reason-wins",
             ),
             pytest.param(
-                "bob",
-                None,
-                False,
-                True,
-                ["bob"],
-                SOD_REPEAT_APPROVER,
-                id="approved an earlier stage",
-            ),
-            pytest.param("bob", None, False, False, ["bob"], None, id="repeat allowed"),
-            pytest.param(
-                "del",
-                "bob",
-                False,
-                True,
-                ["bob"],
-                SOD_REPEAT_APPROVER,
-                id="acting for an earlier approver",
-            ),
-            pytest.param(
-                "del",
-                "bob",
-                False,
-                True,
-                ["del"],
-                SOD_REPEAT_APPROVER,
-                id="delegate approved earlier",
-            ),
-            pytest.param(
-                "del", "bob", False, True, ["carol"], None, id="nobody repeats"
-            ),
-            pytest.param(
-                "req",
-                None,
-                True,
-                True,
-                ["req"],
-                SOD_SELF_APPROVAL,
-                id="self approval reported first",
+                {
+                    "forbid_self_approval": False,
+                    "delegates": {"req": frozenset({"d1"})},
+                },
+                {},
+                id="delegates-not-barred-without-self-rule",
             ),
         ],
     )
-    def test_sod(
-        self,
-        actor: str,
-        on_behalf_of: str | None,
-        self_rule: bool,
-        repeat_rule: bool,
-        earlier: list[str],
-        expected: str | None,
+    def test_barred(self, fields: dict[str, Any], expected: dict[str, str]) -> None:
+        assert reasons(barred_users(facts(**fields))) == expected
+
+    def test_subject_and_detail(self) -> None:
+        found = barred_users(facts(delegates={"maker": frozenset({"dave"})}))
+        assert found["dave"] == Barred("dave", SodReason.DELEGATE_OF_CREATOR, "maker")
+        assert "maker" in found["dave"].detail
+        assert found["maker"].detail == "maker created the request"
+
+    @pytest.mark.parametrize(
+        ("actor", "on_behalf_of", "expected"),
+        [
+            pytest.param("bob", None, None, id="someone-else"),
+            pytest.param("req", None, "requester", id="requester"),
+            pytest.param("maker", None, "creator", id="creator"),
+            pytest.param("del", "req", "requester", id="acting-for-requester"),
+            pytest.param("maker", "bob", "creator", id="creator-as-a-delegate"),
+            pytest.param("d1", None, "delegate_of_requester", id="requester-delegate"),
+            pytest.param("del", "bob", None, id="delegate-for-someone-else"),
+            pytest.param("del", "a", "earlier_approver", id="acting-for-earlier"),
+        ],
+    )
+    def test_decision_bar(
+        self, actor: str, on_behalf_of: str | None, expected: str | None
     ) -> None:
-        assert (
-            sod_violation(
-                actor=actor,
-                on_behalf_of=on_behalf_of,
-                requester="req",
-                forbid_self_approval=self_rule,
-                forbid_repeat_approvers=repeat_rule,
-                earlier_stage_approvers=earlier,
-            )
-            == expected
+        found = decision_bar(
+            facts(
+                forbid_repeat_approvers=True,
+                earlier_approvers=frozenset({"a"}),
+                delegates={"req": frozenset({"d1"})},
+            ),
+            actor=actor,
+            on_behalf_of=on_behalf_of,
         )
+        assert (found.reason.value if found else None) == expected
 
 
 # --- request status machine ---------------------------------------------------------------------

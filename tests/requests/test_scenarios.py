@@ -22,6 +22,7 @@ from tests.fixtures.client import TokenFactory
 from tests.fixtures.flows import (
     Flow,
     count_rows,
+    decide,
     problem_code,
     role_rule,
     stage,
@@ -605,6 +606,104 @@ class TestForbidSelfApproval:
 
         assert response.status_code == 403
         assert problem_code(response) == "forbidden"
+
+
+class TestForbidSelfApprovalCoversTheCreator:
+    """A user who creates a request "for" someone else is barred like the requester (API.md,
+    separation of duties: the requester and the creating principal, and their delegates)."""
+
+    @pytest.fixture
+    async def request_id(self, flow: Flow) -> str:
+        await flow.publish([stage(1, ["bob", "dave"])], forbid_self_approval=True)
+        created = await flow.start(requester="carol", headers=flow.user("bob"))
+        assert {t["assignee"] for t in created["tasks"]} == {"dave"}
+        return str(created["request_id"])
+
+    async def test_bob_creating_for_carol_is_not_an_approver(
+        self, flow: Flow, request_id: str
+    ) -> None:
+        [started] = await flow.events_of(request_id, "stage_started")
+
+        assert started["payload"]["removed_by_sod"] == ["bob"]
+        assert started["payload"]["approvers"] == ["dave"]
+
+    async def test_reassigning_to_the_creator_is_refused(
+        self, flow: Flow, request_id: str
+    ) -> None:
+        task_id = await flow.open_task("dave", request_id)
+
+        response = await flow.reassign(task_id, "bob")
+
+        assert response.status_code == 403
+        assert problem_code(response) == "forbidden"
+        assert "creator" in response.json()["detail"]
+        assert (await flow.task_status(request_id)) == {(1, "dave"): "open"}
+
+    async def test_the_creator_cannot_decide_a_task_reassigned_to_him(
+        self, flow: Flow, request_id: str, session: AsyncSession
+    ) -> None:
+        # However the task reached bob (a reassignment before the rule, a manual fix), the
+        # decision-time check refuses it and writes nothing.
+        task_id = await flow.open_task("dave", request_id)
+        await session.execute(
+            update(Task).where(Task.id == uuid.UUID(task_id)).values(assignee="bob")
+        )
+        await session.commit()
+        before = await count_rows(session, request_id)
+
+        response = await flow.decide("bob", request_id)
+
+        assert response.status_code == 403
+        assert problem_code(response) == "forbidden"
+        assert await count_rows(session, request_id) == before
+
+    async def test_the_creator_cannot_decide_as_someone_elses_delegate(
+        self, flow: Flow, request_id: str, session: AsyncSession
+    ) -> None:
+        await add_delegation(session, "dave", "bob")
+        task_id = await flow.open_task("dave", request_id)
+
+        response = await decide(flow.client, flow.token("bob"), task_id)
+
+        assert response.status_code == 403
+        assert problem_code(response) == "forbidden"
+
+    async def test_a_delegate_of_the_creator_is_removed_at_resolution(
+        self, flow: Flow, session: AsyncSession
+    ) -> None:
+        await add_delegation(session, "bob", "erin")
+        await flow.publish([stage(1, ["erin", "dave"])], forbid_self_approval=True)
+        created = await flow.start(requester="carol", headers=flow.user("bob"))
+
+        [started] = await flow.events_of(created["request_id"], "stage_started")
+
+        assert started["payload"]["removed_by_sod"] == ["erin"]
+        assert {t["assignee"] for t in created["tasks"]} == {"dave"}
+
+    async def test_a_delegate_of_the_creator_cannot_decide_a_task_held_before(
+        self, flow: Flow, session: AsyncSession
+    ) -> None:
+        await flow.publish([stage(1, ["erin", "dave"])], forbid_self_approval=True)
+        created = await flow.start(requester="carol", headers=flow.user("bob"))
+        await add_delegation(session, "bob", "erin")
+
+        response = await flow.decide("erin", created["request_id"])
+
+        assert response.status_code == 403
+        assert "delegate_of_creator" in response.json()["detail"]
+
+    async def test_a_task_is_never_delegated_to_the_creator(
+        self, flow: Flow, session: AsyncSession
+    ) -> None:
+        # dave is away and bob stands in for him: dave's task stays with dave, since handed to
+        # bob it could never be decided.
+        await add_delegation(session, "dave", "bob")
+        await flow.publish([stage(1, ["dave"])], forbid_self_approval=True)
+        created = await flow.start(requester="carol", headers=flow.user("bob"))
+
+        assert [(t["assignee"], t["delegated_from"]) for t in created["tasks"]] == [
+            ("dave", None)
+        ]
 
 
 class TestForbidRepeatApprovers:

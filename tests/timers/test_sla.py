@@ -212,6 +212,33 @@ class TestEscalate:
             "carol",
         ]
 
+    async def test_escalation_never_targets_the_creator(
+        self, flow: Flow, admin_headers: dict[str, str]
+    ) -> None:
+        """bob creates the request for rita: bob is the creator, never an escalation target."""
+        await flow.publish(
+            [
+                sla_stage(
+                    1,
+                    ["alice"],
+                    "escalate",
+                    escalation_rules=[
+                        {"rule_type": "user", "rule_value": {"user_id": "bob"}},
+                        {"rule_type": "user", "rule_value": {"user_id": "carol"}},
+                    ],
+                )
+            ],
+            forbid_self_approval=True,
+        )
+        created = await flow.start(requester="rita", headers=flow.user("bob"))
+        request_id = created["request_id"]
+        driver = TickDriver(flow.client, admin_headers)
+        await driver.advance(SLA_HOURS * HOUR + PAST_DUE)
+        await driver.tick()
+        (escalated,) = await flow.events_of(request_id, "stage_escalated")
+        assert escalated["payload"]["escalated_to"] == ["carol"]
+        assert escalated["payload"]["removed_by_sod"] == ["bob"]
+
     async def test_unreachable_escalation_rules_are_retried(
         self, flow: Flow, admin_headers: dict[str, str]
     ) -> None:

@@ -7,7 +7,7 @@ exhaustively in `tests/policies/test_domain.py` without a database.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
 from urllib.parse import urlsplit
@@ -426,34 +426,20 @@ def plan_stage(
     stage: object,
     *,
     resolved: Sequence[tuple[RuleLike, Sequence[str]]],
-    requester: str | None,
-    forbid_self_approval: bool,
-    prior_approvers: Iterable[str],
-    delegate_of: Mapping[str, str] | None = None,
+    barred: Collection[str],
 ) -> StagePlan:
-    """Union the users each rule resolved to and apply separation of duties.
+    """Union the users each rule resolved to and take out those separation of duties bars.
 
     Args:
         stage: the stage being planned (unused today; kept so callers need not change when
             planning starts to depend on stage settings).
         resolved: each rule of the stage with the users it resolved to, in rule order.
-        requester: the request's requester; None disables self-approval removal.
-        forbid_self_approval: remove the requester and anyone acting as the requester's delegate.
-        prior_approvers: users who approved an earlier stage when `forbid_repeat_approvers` is on,
-            empty otherwise.
-        delegate_of: delegate -> the user they act for (active delegations), to catch a delegate
-            acting for the requester.
+        barred: who may not decide this stage (`requests.domain.barred_users`).
     """
     del stage
-    delegate_of = delegate_of or {}
-    prior = set(prior_approvers)
 
     def forbidden(user: str) -> bool:
-        if user in prior:
-            return True
-        if forbid_self_approval and requester is not None:
-            return user == requester or delegate_of.get(user) == requester
-        return False
+        return user in barred
 
     candidates = _unique(
         u for rule, users in resolved if rule.kind == "approver" for u in users

@@ -116,7 +116,53 @@ class PolicyVersionOut(_Out):
 
 class SimulateIn(_In):
     context: dict[str, Any] = Field(default_factory=dict)
+    # Both default to the calling principal; `creator` lets an author try "created by X for Y".
     requester: str | None = None
+    creator: str | None = None
+
+
+SodReason = Literal[
+    "requester",
+    "creator",
+    "earlier_approver",
+    "delegate_of_requester",
+    "delegate_of_creator",
+    "delegate_of_earlier_approver",
+]
+
+
+class TracedRule(_Out):
+    """One rule of a simulated stage and whom it resolved to (`error`: why it resolved nobody)."""
+
+    index: int
+    rule_type: RuleType
+    rule_value: dict[str, Any]
+    kind: RuleKind
+    required: bool
+    resolved: list[str]
+    error: str | None
+
+
+class TracedRemoval(_Out):
+    user_id: str
+    reason: SodReason
+    detail: str
+
+
+class TracedDelegation(_Out):
+    user_id: str
+    delegate_to: str
+    delegation_id: uuid.UUID
+
+
+class ResolutionTrace(_Out):
+    """How a simulated stage got its people: rules, separation of duties, delegations, skip_if."""
+
+    rules: list[TracedRule]
+    removed: list[TracedRemoval]
+    delegations: list[TracedDelegation]
+    skip_condition: Any | None
+    skip_result: bool | None
 
 
 class SimulatedStage(_Out):
@@ -130,6 +176,7 @@ class SimulatedStage(_Out):
     removed_by_sod: list[str]
     skipped: bool
     skip_reason: str | None
+    trace: ResolutionTrace
 
 
 class SimulateOut(_Out):

@@ -28,11 +28,17 @@ from countersign.policies.schemas import (
     DiffChange,
     PolicyIn,
     PolicyOut,
+    ResolutionTrace,
     SimulatedStage,
     SimulateIn,
     SimulateOut,
     StageIn,
+    TracedDelegation,
+    TracedRemoval,
+    TracedRule,
 )
+from countersign.requests import domain as request_domain
+from countersign.requests.repository import DelegationRepository, load_sod_facts
 
 _LOCK_NAMESPACE = "policy_key"
 
@@ -358,14 +364,18 @@ async def simulate(
     resolver: ApproverResolver,
     principal_id: str,
 ) -> SimulateOut:
-    """Resolve every stage against a sample context without writing anything.
+    """Resolve every stage against a sample context without writing anything, with a trace.
 
     `forbid_repeat_approvers` depends on who actually approves earlier stages, so a simulation
-    cannot apply it; `forbid_self_approval` is applied to the given (or calling) requester.
+    has no earlier approvers; `forbid_self_approval` is applied to the given (or calling)
+    requester and creator, and to whoever stands in for them through a delegation open now.
+    Separation of duties is the engine's own rule (`requests.domain.barred_users`), fed by the
+    engine's own loader.
     """
     policy = await _require_version(PolicyRepository(session), policy_key, version)
     data = PolicyIn.model_validate(policy_body(policy))
     requester = body.requester or principal_id
+    creator = body.creator or principal_id
     facts = rule_data(
         body.context,
         {
@@ -375,29 +385,87 @@ async def simulate(
             "policy_key": policy_key,
         },
     )
+    at = now()
+    barred = request_domain.barred_users(
+        await load_sod_facts(
+            session,
+            requester=requester,
+            creator=creator,
+            forbid_self_approval=data.forbid_self_approval,
+            forbid_repeat_approvers=data.forbid_repeat_approvers,
+            earlier_stage_ids=[],
+            at=at,
+        )
+    )
+    delegations = DelegationRepository(session)
     stages: list[SimulatedStage] = []
     for stage in sorted(data.stages, key=lambda s: s.stage_order):
-        skipped, skip_reason = domain.should_skip(stage, facts, resolver.evaluator)
+        skip_result = (
+            None
+            if stage.skip_if is None
+            else resolver.evaluator.is_truthy(
+                resolver.evaluator.evaluate(stage.skip_if, facts, pointer="/skip_if")
+            )
+        )
+        skipped, skip_reason = (
+            (True, domain.SKIP_REASON_SKIP_IF) if skip_result else (False, None)
+        )
         plan = None
+        traced: list[TracedRule] = []
+        removed: list[TracedRemoval] = []
+        substituted: list[TracedDelegation] = []
         if not skipped:
             resolved = []
-            for rule in stage.rules:
+            for index, rule in enumerate(stage.rules):
+                error = None
                 try:
                     users = await resolver.resolve(
                         rule.rule_type, rule.rule_value, facts
                     )
-                except ResolutionFailed:
-                    users = []
+                except ResolutionFailed as failure:
+                    users, error = [], failure.reason
+                if rule.rule_type == "http":
+                    # Calling the caller's resolver needs a real request (its id, signing
+                    # secrets); a simulation has neither, so the rule names nobody.
+                    error = "http rules are not called when simulating"
                 resolved.append((rule, users))
-            plan = domain.plan_stage(
-                stage,
-                resolved=resolved,
-                requester=requester,
-                forbid_self_approval=data.forbid_self_approval,
-                prior_approvers=set(),
-            )
+                traced.append(
+                    TracedRule(
+                        index=index,
+                        rule_type=rule.rule_type,
+                        rule_value=rule.rule_value,
+                        kind=rule.kind,
+                        required=rule.required,
+                        resolved=list(users),
+                        error=error,
+                    )
+                )
+            plan = domain.plan_stage(stage, resolved=resolved, barred=barred)
+            removed = [
+                TracedRemoval(
+                    user_id=user,
+                    reason=barred[user].reason.value,
+                    detail=barred[user].detail,
+                )
+                for user in plan.removed_by_sod
+            ]
+            people = [*plan.approvers, *plan.observers]
+            windows = await delegations.active_delegates(people, at)
+            delegates = {user: window.delegate_to for user, window in windows.items()}
+            for person in people:
+                assignee, delegated_from = request_domain.apply_delegation(
+                    person, delegates, barred, set(plan.approvers)
+                )
+                if delegated_from is not None:
+                    substituted.append(
+                        TracedDelegation(
+                            user_id=person,
+                            delegate_to=assignee,
+                            delegation_id=windows[person].id,
+                        )
+                    )
             if not plan.approvers and stage.on_empty == "skip":
-                skipped, skip_reason = True, "no_approvers_resolved"
+                skipped, skip_reason = True, domain.SKIP_REASON_NO_APPROVERS
         stages.append(
             SimulatedStage(
                 stage_order=stage.stage_order,
@@ -410,6 +478,13 @@ async def simulate(
                 removed_by_sod=list(plan.removed_by_sod) if plan else [],
                 skipped=skipped,
                 skip_reason=skip_reason,
+                trace=ResolutionTrace(
+                    rules=traced,
+                    removed=removed,
+                    delegations=substituted,
+                    skip_condition=stage.skip_if,
+                    skip_result=skip_result,
+                ),
             )
         )
     outcome = domain.simulate_outcome(stages)

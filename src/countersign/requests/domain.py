@@ -1,5 +1,5 @@
-"""Pure request rules: the vote tally of a stage, the stage-group flow, separation of duties at
-decision time, and the request status machine.
+"""Pure request rules: the vote tally of a stage, the stage-group flow, separation of duties
+(who is barred from a stage and why), and the request status machine.
 
 No session, no await, no settings, no clock: values in, values out. The service loads rows, turns
 them into the small frozen values below (`TaskVote.from_task`, `StageState.from_stage`), asks
@@ -11,8 +11,8 @@ these functions what happens, and persists the answer. Everything here is tested
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Final, Literal, Protocol
 
@@ -92,8 +92,6 @@ DEFAULT_VETO: Final = {
 }
 
 REASON_STAGE_REJECTED: Final = "stage_rejected"
-SOD_SELF_APPROVAL: Final = "self_approval"
-SOD_REPEAT_APPROVER: Final = "repeat_approver"
 
 
 # --- votes and the tally -----------------------------------------------------------------------
@@ -566,31 +564,144 @@ def next_step(stages: Sequence[StageState]) -> Step:
     return Finish("approved")
 
 
-# --- separation of duties at decision time -----------------------------------------------------
+# --- separation of duties ----------------------------------------------------------------------
 
 
-def sod_violation(
-    *,
-    actor: str,
-    on_behalf_of: str | None,
-    requester: str,
-    forbid_self_approval: bool,
-    forbid_repeat_approvers: bool,
-    earlier_stage_approvers: Collection[str],
-) -> str | None:
-    """Why separation of duties forbids this decision, or None when it is allowed.
+class SodReason(StrEnum):
+    """Why separation of duties bars someone from deciding a stage (the contract's strings)."""
 
-    `self_approval` (checked first): the actor is the requester, or acts as a delegate for the
-    requester (`on_behalf_of` is the requester). `repeat_approver`: the actor, or the user they
-    act for, approved an earlier stage. Resolution already removed such approvers; this is the
-    decision-time check, which also catches delegations and approvals that came later.
+    REQUESTER = "requester"
+    CREATOR = "creator"
+    EARLIER_APPROVER = "earlier_approver"
+    DELEGATE_OF_REQUESTER = "delegate_of_requester"
+    DELEGATE_OF_CREATOR = "delegate_of_creator"
+    DELEGATE_OF_EARLIER_APPROVER = "delegate_of_earlier_approver"
+
+
+_DELEGATE_REASON: Final = {
+    SodReason.REQUESTER: SodReason.DELEGATE_OF_REQUESTER,
+    SodReason.CREATOR: SodReason.DELEGATE_OF_CREATOR,
+    SodReason.EARLIER_APPROVER: SodReason.DELEGATE_OF_EARLIER_APPROVER,
+}
+
+
+@dataclass(frozen=True)
+class SodFacts:
+    """Everything separation of duties needs about one stage of one request, loaded once
+    (`engine.load_sod_facts`) and handed to `barred_users`.
+
+    `creator` is the principal that created the request (`source_service`), which is not the
+    requester when a user creates "for" someone else. `earlier_approvers` are the people who
+    approved an earlier stage of this cycle (and those they approved for). `delegates` maps a
+    person to everyone currently standing in for them through an active delegation window.
     """
-    people = {actor} if on_behalf_of is None else {actor, on_behalf_of}
-    if forbid_self_approval and requester in people:
-        return SOD_SELF_APPROVAL
-    if forbid_repeat_approvers and not people.isdisjoint(earlier_stage_approvers):
-        return SOD_REPEAT_APPROVER
+
+    requester: str
+    creator: str | None
+    forbid_self_approval: bool
+    forbid_repeat_approvers: bool
+    earlier_approvers: frozenset[str] = frozenset()
+    delegates: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def subjects(self) -> list[tuple[str, SodReason]]:
+        """The people the flags name directly, strongest reason first."""
+        named: list[tuple[str, SodReason]] = []
+        if self.forbid_self_approval:
+            named.append((self.requester, SodReason.REQUESTER))
+            if self.creator:
+                named.append((self.creator, SodReason.CREATOR))
+        if self.forbid_repeat_approvers:
+            named.extend(
+                (person, SodReason.EARLIER_APPROVER)
+                for person in sorted(self.earlier_approvers)
+            )
+        return named
+
+
+@dataclass(frozen=True)
+class Barred:
+    """One person separation of duties keeps out of a stage: `reason`, and `subject`, the person
+    whose role bars them (themselves, or the one they stand in for)."""
+
+    user_id: str
+    reason: SodReason
+    subject: str
+
+    @property
+    def detail(self) -> str:
+        """A sentence for people: the simulate trace and the 403 of a refused decision."""
+        if self.reason is SodReason.REQUESTER:
+            return f"{self.user_id} is the requester"
+        if self.reason is SodReason.CREATOR:
+            return f"{self.user_id} created the request"
+        if self.reason is SodReason.EARLIER_APPROVER:
+            return f"{self.user_id} approved an earlier stage"
+        role = {
+            SodReason.DELEGATE_OF_REQUESTER: "the requester",
+            SodReason.DELEGATE_OF_CREATOR: "the creator of the request",
+            SodReason.DELEGATE_OF_EARLIER_APPROVER: "an earlier stage's approver",
+        }[self.reason]
+        return (
+            f"{self.user_id} stands in for {self.subject}, {role}, through a delegation"
+        )
+
+
+def barred_users(facts: SodFacts) -> dict[str, Barred]:
+    """Who separation of duties bars from deciding this stage, and why: the one answer.
+
+    `forbid_self_approval` bars the requester and the creator; `forbid_repeat_approvers` bars
+    whoever approved an earlier stage; either way, anyone currently standing in for a barred
+    person through a delegation is barred too (a delegate acts *as* that person). One entry per
+    person, with the strongest reason: being the person outranks standing in for them, and
+    requester > creator > earlier approver. Used at stage start, escalation, reassignment,
+    decision and simulate, so "where is SoD enforced" has one answer.
+    """
+    result: dict[str, Barred] = {}
+    subjects = facts.subjects()
+    for person, reason in subjects:
+        result.setdefault(person, Barred(person, reason, person))
+    for person, reason in subjects:
+        for delegate in sorted(facts.delegates.get(person, ())):
+            result.setdefault(
+                delegate, Barred(delegate, _DELEGATE_REASON[reason], person)
+            )
+    return result
+
+
+def decision_bar(
+    facts: SodFacts, *, actor: str, on_behalf_of: str | None = None
+) -> Barred | None:
+    """Why `actor` (acting for `on_behalf_of`, when a delegate) may not decide, or None.
+
+    Either of the two being barred is enough: a delegate deciding for the requester decides as
+    the requester, and the requester deciding as someone's delegate is still the requester.
+    """
+    barred = barred_users(facts)
+    for person in (actor, on_behalf_of):
+        if person is not None and person in barred:
+            return barred[person]
     return None
+
+
+def apply_delegation(
+    person: str,
+    delegates: Mapping[str, str],
+    barred: Collection[str],
+    approvers: Collection[str],
+) -> tuple[str, str | None]:
+    """Route a new task to the person's active delegate, unless that would open an SoD hole.
+
+    No chains: the delegate's own delegation is not followed. A delegate that separation of duties
+    bars from this stage (`domain.barred_users`) or who is already an approver of this stage leaves
+    the task with the original person: handed to them, it could never be decided (the decision
+    would be refused) and the stage would hang.
+    """
+    delegate = delegates.get(person)
+    if delegate is None or delegate == person:
+        return person, None
+    if delegate in barred or delegate in approvers:
+        return person, None
+    return delegate, person
 
 
 # --- request status machine --------------------------------------------------------------------

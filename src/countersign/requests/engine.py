@@ -32,7 +32,11 @@ from countersign.policies import domain as policy_domain
 from countersign.policies.repository import PolicyRepository
 from countersign.policies.rules import rule_data
 from countersign.requests import domain
-from countersign.requests.repository import DelegationRepository, RequestRepository
+from countersign.requests.repository import (
+    DelegationRepository,
+    RequestRepository,
+    load_sod_facts,
+)
 from countersign.requests.timeline import event_hash
 from countersign.webhooks import outbox
 from countersign.webhooks.secrets import signing_secrets
@@ -240,11 +244,34 @@ def rule_type_of(rule: Any) -> str:
     return str(rule["rule_type"] if isinstance(rule, dict) else rule.rule_type)
 
 
-async def _earlier_approvers(
-    ctx: Context, stages: Sequence[RequestStage], stage_order: int
-) -> set[str]:
-    earlier = [s.id for s in stages if s.stage_order < stage_order]
-    return await ctx.repository.approvers_of_stages(earlier)
+async def sod_facts(
+    ctx: Context, stage_order: int, stages: Sequence[RequestStage] | None = None
+) -> domain.SodFacts:
+    """Separation-of-duties facts for one stage of the locked request, as of now (`stages`: the
+    cycle's stages when the caller has them already)."""
+    request, policy = ctx.request, ctx.policy
+    earlier: list[uuid.UUID] = []
+    if policy.forbid_repeat_approvers:
+        if stages is None:
+            stages = await ctx.repository.list_stages(request.id, request.cycle)
+        earlier = [s.id for s in stages if s.stage_order < stage_order]
+    return await load_sod_facts(
+        ctx.session,
+        requester=request.requester,
+        creator=request.source_service,
+        forbid_self_approval=policy.forbid_self_approval,
+        forbid_repeat_approvers=policy.forbid_repeat_approvers,
+        earlier_stage_ids=earlier,
+        at=now(),
+    )
+
+
+async def delegate_map(
+    session: AsyncSession, people: Sequence[str], at: datetime
+) -> dict[str, str]:
+    """person → the delegate their new task goes to (newest active window)."""
+    windows = await DelegationRepository(session).active_delegates(people, at)
+    return {user: window.delegate_to for user, window in windows.items()}
 
 
 async def start_stage(
@@ -286,26 +313,8 @@ async def start_stage(
         )
         return []
 
-    prior = (
-        await _earlier_approvers(ctx, stages, stage.stage_order)
-        if policy.forbid_repeat_approvers
-        else set()
-    )
-    delegations = DelegationRepository(ctx.session)
-    # Whoever stands in for the requester right now is the requester, for self-approval.
-    requester_delegates = (
-        await delegations.active_delegates([request.requester], at)
-        if policy.forbid_self_approval
-        else {}
-    )
-    plan = policy_domain.plan_stage(
-        policy_stage,
-        resolved=resolved,
-        requester=request.requester,
-        forbid_self_approval=policy.forbid_self_approval,
-        prior_approvers=prior,
-        delegate_of={d: user for user, d in requester_delegates.items()},
-    )
+    barred = domain.barred_users(await sod_facts(ctx, stage.stage_order, stages))
+    plan = policy_domain.plan_stage(policy_stage, resolved=resolved, barred=barred)
     if not plan.approvers:
         if stage.on_empty == "skip":
             return await _skip_stage(
@@ -329,13 +338,7 @@ async def start_stage(
         )
         return []
 
-    delegates = await delegations.active_delegates(
-        [*plan.approvers, *plan.observers], at
-    )
-    # People who may not decide in this stage: a task is never delegated to them.
-    barred = {*prior, *plan.removed_by_sod}
-    if policy.forbid_self_approval:
-        barred |= {request.requester, *requester_delegates.values()}
+    delegates = await delegate_map(ctx.session, [*plan.approvers, *plan.observers], at)
     due_at = at + timedelta(hours=stage.sla_hours) if stage.sla_hours else None
     remind_at = (
         at + timedelta(hours=stage.reminder_hours) if stage.reminder_hours else None
@@ -344,7 +347,7 @@ async def start_stage(
     tasks: list[Task] = []
     for kind, people in (("approver", plan.approvers), ("observer", plan.observers)):
         for person in people:
-            assignee, delegated_from = apply_delegation(
+            assignee, delegated_from = domain.apply_delegation(
                 person, delegates, barred, approver_set
             )
             tasks.append(
@@ -424,28 +427,6 @@ def new_task(
         updated_at=at,
         **fields,
     )
-
-
-def apply_delegation(
-    person: str,
-    delegates: dict[str, str],
-    barred: set[str],
-    approvers: set[str],
-) -> tuple[str, str | None]:
-    """Route a new task to the person's active delegate, unless that would open an SoD hole.
-
-    No chains: the delegate's own delegation is not followed. A delegate that separation of duties
-    bars from this stage (the requester or their delegate under `forbid_self_approval`, an earlier
-    approver under `forbid_repeat_approvers`) or who is already an approver of this stage leaves
-    the task with the original person: handed to them, it could never be decided (the decision
-    would be refused) and the stage would hang.
-    """
-    delegate = delegates.get(person)
-    if delegate is None or delegate == person:
-        return person, None
-    if delegate in barred or delegate in approvers:
-        return person, None
-    return delegate, person
 
 
 async def _reject_stage(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (
@@ -30,6 +31,7 @@ from countersign.models import (
     Task,
     WebhookDelivery,
 )
+from countersign.requests import domain
 
 
 def stuck() -> ColumnElement[bool]:
@@ -259,22 +261,31 @@ class DelegationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def active_delegates(
-        self, user_ids: Sequence[str], at: datetime
-    ) -> dict[str, str]:
-        """user → delegate for every user with a window open at `at` (the newest window wins)."""
+    async def active_windows(
+        self, user_ids: Collection[str], at: datetime
+    ) -> list[ActiveWindow]:
+        """Every delegation window open at `at` for these users, oldest first."""
         if not user_ids:
-            return {}
+            return []
         statement = (
-            select(Delegation.user_id, Delegation.delegate_to)
+            select(Delegation.id, Delegation.user_id, Delegation.delegate_to)
             .where(
-                Delegation.user_id.in_(user_ids),
+                Delegation.user_id.in_(list(user_ids)),
                 Delegation.starts_at <= at,
                 Delegation.ends_at > at,
             )
-            .order_by(Delegation.created_at)
+            .order_by(Delegation.created_at, Delegation.id)
         )
-        return dict((await self.session.execute(statement)).all())
+        return [
+            ActiveWindow(id=row[0], user_id=row[1], delegate_to=row[2])
+            for row in (await self.session.execute(statement)).all()
+        ]
+
+    async def active_delegates(
+        self, user_ids: Sequence[str], at: datetime
+    ) -> dict[str, ActiveWindow]:
+        """user → the window their new tasks go through at `at` (the newest window wins)."""
+        return {w.user_id: w for w in await self.active_windows(user_ids, at)}
 
     async def is_active_delegate(
         self, *, user_id: str, delegate: str, at: datetime
@@ -290,3 +301,49 @@ class DelegationRepository:
             )
         )
         return bool((await self.session.execute(statement)).scalar())
+
+
+@dataclass(frozen=True)
+class ActiveWindow:
+    id: uuid.UUID
+    user_id: str
+    delegate_to: str
+
+
+async def load_sod_facts(
+    session: AsyncSession,
+    *,
+    requester: str,
+    creator: str | None,
+    forbid_self_approval: bool,
+    forbid_repeat_approvers: bool,
+    earlier_stage_ids: Sequence[uuid.UUID],
+    at: datetime,
+) -> domain.SodFacts:
+    """The one loader of separation-of-duties facts (`domain.barred_users` decides from them).
+
+    Reads who approved the earlier stages (only when `forbid_repeat_approvers` is on) and every
+    delegation window open at `at` for the people the flags name.
+    """
+    earlier: set[str] = set()
+    if forbid_repeat_approvers:
+        earlier = await RequestRepository(session).approvers_of_stages(
+            earlier_stage_ids
+        )
+    subjects: set[str] = set(earlier)
+    if forbid_self_approval:
+        subjects.add(requester)
+        if creator:
+            subjects.add(creator)
+    delegates: dict[str, set[str]] = {}
+    for window in await DelegationRepository(session).active_windows(subjects, at):
+        if window.delegate_to != window.user_id:
+            delegates.setdefault(window.user_id, set()).add(window.delegate_to)
+    return domain.SodFacts(
+        requester=requester,
+        creator=creator,
+        forbid_self_approval=forbid_self_approval,
+        forbid_repeat_approvers=forbid_repeat_approvers,
+        earlier_approvers=frozenset(earlier),
+        delegates={user: frozenset(people) for user, people in delegates.items()},
+    )

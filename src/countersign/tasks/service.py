@@ -102,11 +102,11 @@ async def decide(
     ctx = engine.Context(session, request, policy, resolver)
 
     if task.kind == "approver":
-        violation = await _sod_violation(
-            ctx, stage, actor=principal.id, on_behalf_of=on_behalf_of
-        )
-        if violation is not None:
-            raise Forbidden(f"separation of duties forbids this decision ({violation})")
+        bar = await _sod_bar(ctx, stage, actor=principal.id, on_behalf_of=on_behalf_of)
+        if bar is not None:
+            raise Forbidden(
+                f"separation of duties forbids this decision ({bar.reason}: {bar.detail})"
+            )
     if data.action == "request_changes":
         if task.kind != "approver":
             raise InvalidState("observers cannot request changes")
@@ -172,43 +172,21 @@ async def decide(
     )
 
 
-async def _sod_violation(
+async def _sod_bar(
     ctx: engine.Context,
     stage: RequestStage,
     *,
     actor: str,
     on_behalf_of: str | None,
-) -> str | None:
+) -> domain.Barred | None:
     """Why separation of duties bars `actor` (acting for `on_behalf_of`) from deciding in `stage`.
 
-    The decision-time twin of resolution (`plan_stage`): the requester, anyone standing in for
-    the requester through an active delegation, and (with `forbid_repeat_approvers`) anyone who
-    approved an earlier stage of this cycle.
+    The decision-time twin of resolution: the same facts and the same rule
+    (`domain.barred_users`), read again now, so delegations and approvals that came after the
+    stage started count too.
     """
-    request, policy = ctx.request, ctx.policy
-    earlier: set[str] = set()
-    if policy.forbid_repeat_approvers:
-        stages = await ctx.repository.list_stages(request.id, request.cycle)
-        earlier_ids = [s.id for s in stages if s.stage_order < stage.stage_order]
-        earlier = await ctx.repository.approvers_of_stages(earlier_ids)
-    violation = domain.sod_violation(
-        actor=actor,
-        on_behalf_of=on_behalf_of,
-        requester=request.requester,
-        forbid_self_approval=policy.forbid_self_approval,
-        forbid_repeat_approvers=policy.forbid_repeat_approvers,
-        earlier_stage_approvers=earlier,
-    )
-    if violation is None and policy.forbid_self_approval:
-        delegations = DelegationRepository(ctx.session)
-        at = now()
-        for person in {actor, on_behalf_of} - {None}:
-            assert person is not None
-            if await delegations.is_active_delegate(
-                user_id=request.requester, delegate=person, at=at
-            ):
-                return domain.SOD_SELF_APPROVAL
-    return violation
+    facts = await engine.sod_facts(ctx, stage.stage_order)
+    return domain.decision_bar(facts, actor=actor, on_behalf_of=on_behalf_of)
 
 
 async def _request_changes(
@@ -283,12 +261,11 @@ async def reassign(
     if old.kind == "approver":
         # The new assignee must be someone who may decide: a task nobody can decide hangs the stage.
         ctx = engine.Context(session, request, policy, resolver)
-        violation = await _sod_violation(
-            ctx, stage, actor=new_assignee, on_behalf_of=None
-        )
-        if violation is not None:
+        bar = await _sod_bar(ctx, stage, actor=new_assignee, on_behalf_of=None)
+        if bar is not None:
             raise Forbidden(
-                f"separation of duties forbids {new_assignee!r} this task ({violation})"
+                f"separation of duties forbids {new_assignee!r} this task "
+                f"({bar.reason}: {bar.detail})"
             )
     siblings = await RequestRepository(session).list_tasks(
         request.id, stage_ids=[old.request_stage_id]

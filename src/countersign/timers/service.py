@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from countersign.directory.resolver import ApproverResolver, ResolutionFailed
 from countersign.kit.clock import now, rfc3339
 from countersign.models import ApprovalRequest, PolicyStage, RequestStage, Task
-from countersign.requests import engine
-from countersign.requests.repository import DelegationRepository, RequestRepository
+from countersign.requests import domain, engine
+from countersign.requests.repository import RequestRepository
 
 SLA_ACTOR = "system:sla"
 TTL_ACTOR = "system:ttl"
@@ -207,8 +207,7 @@ async def _escalate(
     """Add approver tasks for the stage's escalation rules; the original approvers can still act.
 
     The new tasks follow the rules every other new task follows (`engine.start_stage`): separation
-    of duties removes the requester, whoever stands in for the requester, and (with
-    `forbid_repeat_approvers`) earlier stages' approvers; a person with an active delegation window
+    of duties removes whoever `domain.barred_users` bars; a person with an active delegation window
     has the task go to their delegate, unless that delegate may not decide here.
     """
     policy_stage = _policy_stage(ctx, stage)
@@ -239,7 +238,7 @@ async def _escalate(
         )
         return False
     at = now()
-    request, policy = ctx.request, ctx.policy
+    request = ctx.request
     existing = await ctx.repository.list_tasks(request.id, stage_ids=[stage.id])
     # Everyone already in the stage, in person or through a delegate holding their task.
     holders: set[str] = set()
@@ -248,25 +247,14 @@ async def _escalate(
             holders.add(task.assignee)
             if task.delegated_from:
                 holders.add(task.delegated_from)
-    delegations = DelegationRepository(ctx.session)
-    barred: set[str] = set()
-    if policy.forbid_self_approval:
-        requester_delegates = await delegations.active_delegates(
-            [request.requester], at
-        )
-        barred |= {request.requester, *requester_delegates.values()}
-    if policy.forbid_repeat_approvers:
-        stages = await ctx.repository.list_stages(request.id, request.cycle)
-        barred |= await ctx.repository.approvers_of_stages(
-            [s.id for s in stages if s.stage_order < stage.stage_order]
-        )
+    barred = domain.barred_users(await engine.sod_facts(ctx, stage.stage_order))
     people = [p for p in found if p not in holders and p not in barred]
     removed_by_sod = [p for p in found if p not in holders and p in barred]
-    delegates = await delegations.active_delegates(people, at)
+    delegates = await engine.delegate_map(ctx.session, people, at)
     approvers = holders | set(people)
     added: list[Task] = []
     for person in people:
-        assignee, delegated_from = engine.apply_delegation(
+        assignee, delegated_from = domain.apply_delegation(
             person, delegates, barred, approvers
         )
         added.append(

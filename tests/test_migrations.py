@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from pprint import pformat
 from typing import Any
@@ -496,3 +497,76 @@ async def test_one_live_request_per_caller_and_artifact(
             .values(status="approved")
         )
         await _request(connection, policy_id, key, artifact_id="A-1")
+
+
+# ---------------------------------------------------------------------------------------------
+# Data migrations
+
+
+async def test_parallel_group_becomes_an_integer_keeping_groups_apart(
+    empty_url: str,
+) -> None:
+    """Digit strings keep their number; other names are numbered per policy version in stage
+    order after the largest number that version uses; request stages follow their policy stage."""
+    engine = create_engine(empty_url)
+    try:
+        await asyncio.to_thread(migrate.upgrade, empty_url, "ad2616977ec5")
+        async with engine.begin() as connection:
+            key = _key()
+            policy_id = await _policy(connection, key, 1, "active")
+            request_id = await _request(connection, policy_id, key, artifact_id="a-1")
+            groups = {1: "review", 2: "review", 3: None, 4: "7", 5: "legal", 6: "legal"}
+            stage_ids: dict[int, uuid.UUID] = {}
+            for order, group in groups.items():
+                stage_ids[order] = uuid.uuid4()
+                await connection.execute(
+                    text(
+                        "INSERT INTO policy_stages (id, policy_id, position, stage_order,"
+                        " name, mode, parallel_group, on_empty, escalation_rules)"
+                        " VALUES (:id, :policy_id, :position, :order, 's', 'all', :grp,"
+                        " 'block', '[]')"
+                    ),
+                    {
+                        "id": _uuid_param(empty_url, stage_ids[order]),
+                        "policy_id": _uuid_param(empty_url, policy_id),
+                        "position": order - 1,
+                        "order": order,
+                        "grp": group,
+                    },
+                )
+                await connection.execute(
+                    text(
+                        "INSERT INTO request_stages (id, request_id, policy_stage_id, cycle,"
+                        " stage_order, name, parallel_group, status, mode, on_empty,"
+                        " resolution_attempts, required_approvers, created_at, updated_at)"
+                        " VALUES (:id, :request_id, :stage_id, 1, :order, 's', :grp,"
+                        " 'pending', 'all', 'block', 0, '[]', :at, :at)"
+                    ),
+                    {
+                        "id": _uuid_param(empty_url, uuid.uuid4()),
+                        "request_id": _uuid_param(empty_url, request_id),
+                        "stage_id": _uuid_param(empty_url, stage_ids[order]),
+                        "order": order,
+                        "grp": group,
+                        "at": "2026-12-01 00:00:00"
+                        if empty_url.startswith("sqlite")
+                        else datetime(2026, 12, 1, tzinfo=UTC),
+                    },
+                )
+
+        await asyncio.to_thread(migrate.upgrade, empty_url)
+
+        expected = {1: 8, 2: 8, 3: None, 4: 7, 5: 9, 6: 9}
+        async with engine.connect() as connection:
+            for table in ("policy_stages", "request_stages"):
+                rows = await connection.execute(
+                    text(f"SELECT stage_order, parallel_group FROM {table}")
+                )
+                assert dict(rows.all()) == expected, table
+    finally:
+        await engine.dispose()
+
+
+def _uuid_param(url: str, value: uuid.UUID) -> Any:
+    # Raw SQL: PostgreSQL takes the uuid itself, SQLite stores sa.Uuid as 32 hex characters.
+    return value.hex if url.startswith("sqlite") else value

@@ -87,7 +87,7 @@ def full_policy() -> Body:
                 "name": "Finance",
                 "mode": "quorum",
                 "mode_value": 2,
-                "parallel_group": "review",
+                "parallel_group": 1,
                 "rules": [
                     {"rule_type": "user", "rule_value": {"user_id": "alice"}},
                     {
@@ -107,7 +107,7 @@ def full_policy() -> Body:
                 "name": "Legal",
                 "mode": "percentage",
                 "mode_value": 50,
-                "parallel_group": "review",
+                "parallel_group": 1,
                 "rules": [
                     {
                         "rule_type": "role",
@@ -311,7 +311,7 @@ class TestValidatePolicy:
                 id="parallel-group-not-adjacent",
             ),
             pytest.param(
-                setter(0, parallel_group="review", stage_order=9),
+                setter(0, parallel_group=1, stage_order=9),
                 ["/stages/0/parallel_group"],
                 id="parallel-group-reappears-after-other-stage",
             ),

@@ -382,7 +382,8 @@ def stages(spec: str) -> list[StageState]:
     result: list[StageState] = []
     for order, token in enumerate(spec.split(), start=1):
         group, _, status = token.rpartition(":")
-        result.append(StageState(order, group or None, status))
+        # Group names in the spec are letters; parallel_group is an integer (base 36: a=10, b=11).
+        result.append(StageState(order, int(group, 36) if group else None, status))
     return result
 
 
@@ -451,23 +452,23 @@ class TestNextStep:
         @dataclass
         class Row:
             stage_order: int
-            parallel_group: str | None
+            parallel_group: int | None
             status: str
 
-        assert StageState.from_stage(Row(3, "g", "skipped")) == StageState(
-            3, "g", "skipped"
+        assert StageState.from_stage(Row(3, 7, "skipped")) == StageState(
+            3, 7, "skipped"
         )
 
 
 class TestGroupOf:
     # Orders 1..6 listed out of order: groups {1, 2} a, {3, 4} b, {5}, {6} (a again, apart).
     STAGES = (
-        StageState(4, "b", "pending"),
-        StageState(1, "a", "pending"),
-        StageState(2, "a", "pending"),
-        StageState(3, "b", "pending"),
+        StageState(4, 2, "pending"),
+        StageState(1, 1, "pending"),
+        StageState(2, 1, "pending"),
+        StageState(3, 2, "pending"),
         StageState(5, None, "pending"),
-        StageState(6, "a", "pending"),
+        StageState(6, 1, "pending"),
     )
 
     @pytest.mark.parametrize(

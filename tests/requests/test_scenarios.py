@@ -377,12 +377,35 @@ class TestParallelGroup:
     async def request_id(self, flow: Flow) -> str:
         await flow.publish(
             [
-                stage(1, ["alice"], parallel_group="review"),
-                stage(2, ["bob"], parallel_group="review"),
+                stage(1, ["alice"], parallel_group=1),
+                stage(2, ["bob"], parallel_group=1),
                 stage(3, ["carol"]),
             ]
         )
         return str((await flow.start())["request_id"])
+
+    async def test_parallel_group_is_an_integer_as_in_awe(
+        self, flow: Flow, request_id: str
+    ) -> None:
+        # AWE clients post `"parallel_group": 1`; the answer carries the integer back.
+        policy = await flow.client.get(
+            "/v1/policies/test.flow/versions/1", headers=flow.admin
+        )
+        assert [s["parallel_group"] for s in policy.json()["stages"]] == [1, 1, None]
+        stages = (await flow.request(request_id))["stages"]
+        assert [s["parallel_group"] for s in stages] == [1, 1, None]
+
+    async def test_a_named_parallel_group_is_refused(self, flow: Flow) -> None:
+        body = {
+            "policy_key": "test.named-group",
+            "name": "n",
+            "artifact_type": "n",
+            "stages": [stage(1, ["alice"], parallel_group="review")],
+        }
+        response = await flow.client.post("/v1/policies", json=body, headers=flow.admin)
+
+        assert response.status_code == 422
+        assert problem_code(response) == "validation_failed"
 
     async def test_adjacent_stages_of_a_group_start_together(
         self, flow: Flow, request_id: str
@@ -439,9 +462,9 @@ class TestParallelGroup:
             "name": "split",
             "artifact_type": "test.split",
             "stages": [
-                stage(1, ["alice"], parallel_group="review"),
+                stage(1, ["alice"], parallel_group=1),
                 stage(2, ["bob"]),
-                stage(3, ["carol"], parallel_group="review"),
+                stage(3, ["carol"], parallel_group=1),
             ],
         }
         response = await flow.client.post("/v1/policies", json=body, headers=flow.admin)
@@ -823,8 +846,8 @@ class TestOnEmpty:
     ) -> None:
         await flow.publish(
             [
-                stage(1, [], rules=[role_rule("auditor")], parallel_group="review"),
-                stage(2, ["bob"], parallel_group="review"),
+                stage(1, [], rules=[role_rule("auditor")], parallel_group=1),
+                stage(2, ["bob"], parallel_group=1),
             ]
         )
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from countersign.db import Base, JSONType
@@ -28,7 +28,7 @@ class PolicyStage(IdMixin, Base):
     mode: Mapped[str] = mapped_column(String(16))
     mode_value: Mapped[int | None]
     veto: Mapped[bool | None]
-    parallel_group: Mapped[str | None] = mapped_column(String(200))
+    parallel_group: Mapped[int | None] = mapped_column(Integer)
     skip_if: Mapped[Any | None] = mapped_column(JSONType)
     on_empty: Mapped[str] = mapped_column(String(16), default="block")
     sla_hours: Mapped[float | None]

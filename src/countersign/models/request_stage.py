@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from countersign.db import Base, JSONType
@@ -34,7 +34,7 @@ class RequestStage(IdMixin, TimestampsMixin, Base):
     cycle: Mapped[int] = mapped_column(default=1)
     stage_order: Mapped[int]
     name: Mapped[str] = mapped_column(String(500))
-    parallel_group: Mapped[str | None] = mapped_column(String(200))
+    parallel_group: Mapped[int | None] = mapped_column(Integer)
     # pending | resolving | active | approved | rejected | skipped | cancelled
     status: Mapped[str] = mapped_column(String(16), default="pending")
     mode: Mapped[str] = mapped_column(String(16))

@@ -93,7 +93,7 @@ class DiagramStage:
     mode: str
     mode_value: int | None = None
     veto: bool | None = None
-    parallel_group: str | None = None
+    parallel_group: int | None = None
     skip_if: Any | None = None
     on_empty: str = "block"
     sla_hours: float | None = None
@@ -119,7 +119,7 @@ def group_steps(stages: Sequence[DiagramStage]) -> list[list[DiagramStage]]:
         last = steps[-1] if steps else None
         if (
             last
-            and stage.parallel_group
+            and stage.parallel_group is not None
             and last[0].parallel_group == stage.parallel_group
         ):
             last.append(stage)
@@ -335,7 +335,7 @@ def render_diagram(
         PAD * 2 + LINE_H * max(len(lines[s.stage_order]) for s in step)
         for step in steps
     ]
-    framed = [len(step) > 1 or bool(step[0].parallel_group) for step in steps]
+    framed = [len(step) > 1 or step[0].parallel_group is not None for step in steps]
     # A framed (parallel) row needs room for its label above the boxes.
     row_tops: list[float] = []
     y = MARGIN + HEADER_H
@@ -382,7 +382,7 @@ def render_diagram(
             group = step[0].parallel_group
             label = (
                 f"Parallel group {group}: all must complete"
-                if group
+                if group is not None
                 else "Parallel group"
             )
             out.append(

@@ -218,8 +218,8 @@ def _validate_parallel_groups(stages: Sequence[StageIn], problems: _Problems) ->
     # a group that reappears after another stage would silently become two groups. Refuse it at
     # the stage where the group reappears. Ties in stage_order (already reported) keep list order.
     ordered = sorted(range(len(stages)), key=lambda i: (stages[i].stage_order, i))
-    closed: set[str] = set()
-    previous: str | None = None
+    closed: set[int] = set()
+    previous: int | None = None
     for index in ordered:
         group = stages[index].parallel_group
         if group is not None and group != previous and group in closed:

@@ -59,7 +59,8 @@ class StageIn(_In):
     mode: StageMode
     mode_value: int | None = None
     veto: bool | None = None
-    parallel_group: str | None = None
+    # An integer, as in AWE: adjacent stages with the same number run together.
+    parallel_group: int | None = None
     skip_if: Any | None = None
     on_empty: OnEmpty = "block"
     sla_hours: PositiveHours | None = None

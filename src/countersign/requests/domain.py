@@ -446,7 +446,7 @@ class StageLike(Protocol):
     def stage_order(self) -> int: ...
 
     @property
-    def parallel_group(self) -> str | None: ...
+    def parallel_group(self) -> int | None: ...
 
     @property
     def status(self) -> str: ...
@@ -457,11 +457,11 @@ class StageState:
     """One stage of the request's current cycle; `status` may be given as the stored string."""
 
     stage_order: int
-    parallel_group: str | None
+    parallel_group: int | None
     status: StageStatus
 
     def __init__(
-        self, stage_order: int, parallel_group: str | None, status: str
+        self, stage_order: int, parallel_group: int | None, status: str
     ) -> None:
         object.__setattr__(self, "stage_order", stage_order)
         object.__setattr__(self, "parallel_group", parallel_group)

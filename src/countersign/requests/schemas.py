@@ -88,7 +88,7 @@ class StageCounts(BaseModel):
 class RequestStageOut(BaseModel):
     stage_order: int
     name: str
-    parallel_group: str | None
+    parallel_group: int | None
     status: StageStatus
     mode: str
     mode_value: int | None

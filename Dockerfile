@@ -3,11 +3,25 @@
 # Countersign service image: `countersign serve` by default; the Helm chart runs the same image as
 # `countersign worker` and `countersign migrate`.
 #
-#   docker build -t countersign --build-arg GIT_COMMIT=$(git rev-parse HEAD) .
-#   docker run -p 8000:8000 countersign          # embedded mode: SQLite in /data, dev auth
+# The image runs with COUNTERSIGN_ENV=production: it refuses to start with dev auth, test hooks, the
+# published secret key or loopback/plain-http outbound settings (docs/security.md). So it needs
+# an identity provider and a key of its own; with SQLite in /data it is a complete single instance:
 #
-# Production sets COUNTERSIGN_DATABASE_URL / COUNTERSIGN_REDIS_URL / COUNTERSIGN_AUTH_MODE=oidc /
-# COUNTERSIGN_SECRET_KEY (see docs/operations.md).
+#   docker build -t countersign --build-arg GIT_COMMIT=$(git rev-parse HEAD) .
+#   docker run -p 8000:8000 -v countersign-data:/data \
+#     -e COUNTERSIGN_AUTH_MODE=oidc \
+#     -e COUNTERSIGN_OIDC_ISSUERS=https://keycloak.example.org/realms/registry \
+#     -e COUNTERSIGN_OIDC_JWKS_URL=https://keycloak.example.org/realms/registry/protocol/openid-connect/certs \
+#     -e COUNTERSIGN_OIDC_AUDIENCE=countersign \
+#     -e COUNTERSIGN_SECRET_KEY="$(python3 -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" \
+#     countersign
+#
+# Scaled out, add COUNTERSIGN_DATABASE_URL (PostgreSQL) and COUNTERSIGN_REDIS_URL and run
+# `countersign worker` beside it (the Helm chart does; see docs/operations.md). To try the embedded
+# dev mode in a container instead, say so explicitly:
+#
+#   docker run -p 8000:8000 -e COUNTERSIGN_ENV=development countersign \
+#     serve --host 0.0.0.0 --port 8000 --allow-dev-auth-on-network
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -79,6 +93,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     COUNTERSIGN_GIT_COMMIT=${GIT_COMMIT} \
     COUNTERSIGN_BUILD_TIME=${BUILD_TIME} \
+    COUNTERSIGN_ENV=production \
     COUNTERSIGN_LOG_JSON=true \
     COUNTERSIGN_MIGRATIONS_DIR=/app/migrations \
     COUNTERSIGN_DATA_DIR=/data \

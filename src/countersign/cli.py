@@ -9,6 +9,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from countersign import __version__
 from countersign.config import AuthMode, Settings
 
@@ -16,11 +18,24 @@ log = logging.getLogger("countersign")
 
 
 def _settings() -> Settings:
+    """The configuration, or a clean one-line exit (no traceback) saying what is wrong with it."""
     try:
-        return Settings()
+        settings = Settings()
+    except ValidationError as exc:
+        # pydantic's messages already name the variable; one line, without pydantic's framing.
+        reasons = "; ".join(
+            str(error["msg"]).removeprefix("Value error, ") for error in exc.errors()
+        )
+        sys.exit(f"countersign: invalid configuration: {reasons}")
     except ValueError as exc:
-        # pydantic's message already names the variable; print it without a traceback.
         sys.exit(f"countersign: invalid configuration: {exc}")
+    refusals = settings.production_refusals()
+    if refusals:
+        sys.exit(
+            "countersign: refusing to start with COUNTERSIGN_ENV=production: "
+            + "; ".join(refusals)
+        )
+    return settings
 
 
 def _is_loopback(host: str) -> bool:
@@ -33,12 +48,14 @@ def _is_loopback(host: str) -> bool:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
+    # Configuration first: a refusal is one line, before any import logs anything.
+    settings = _settings()
+
     import uvicorn
 
     from countersign import bootstrap
     from countersign.app import create_app
 
-    settings = _settings()
     if settings.auth_mode is AuthMode.dev and not _is_loopback(args.host):
         if not args.allow_dev_auth_on_network:
             sys.exit(

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import enum
+import ipaddress
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -122,6 +125,49 @@ class Settings(BaseSettings):
             )
         return self
 
+    def production_refusals(self) -> list[str]:
+        """Why this configuration must not start with `COUNTERSIGN_ENV=production`, one line each
+        (empty: it may start). Development and testing are never refused here.
+
+        Each guard closes a way for a development convenience to reach production by accident:
+        self-issued admin tokens, the test hooks that move the clock, the published secret key,
+        and outbound calls to loopback or over plain http (which dev mode allows for local work).
+        """
+        if self.env is not Environment.production:
+            return []
+        refusals: list[str] = []
+        if self.auth_mode is AuthMode.dev:
+            refusals.append(
+                "COUNTERSIGN_AUTH_MODE=dev lets anyone mint admin tokens; set COUNTERSIGN_AUTH_MODE=oidc"
+            )
+        if self.test_hooks:
+            refusals.append(
+                "COUNTERSIGN_TEST_HOOKS=true mounts /v1/_test/* (clock, tick); unset it"
+            )
+        if os.environ.get("COUNTERSIGN_CLOCK_FILE"):
+            refusals.append(
+                "COUNTERSIGN_CLOCK_FILE moves the service clock (tests only); unset it"
+            )
+        key = self.secret_key.get_secret_value()
+        if not key or key == DEV_SECRET_KEY:
+            refusals.append(
+                "COUNTERSIGN_SECRET_KEY is the published default or empty; set a fresh Fernet key"
+            )
+        for name, url in (
+            ("COUNTERSIGN_OIDC_JWKS_URL", self.oidc_jwks_url),
+            ("COUNTERSIGN_KEYCLOAK_URL", self.keycloak_url),
+        ):
+            problem = _outbound_url_problem(url)
+            if problem:
+                refusals.append(f"{name} {problem}")
+        for entry in self.outbound_allow:
+            if _covers_loopback(entry):
+                refusals.append(
+                    f"COUNTERSIGN_OUTBOUND_ALLOW entry {entry!r} lets rules and webhooks call "
+                    "this host's own services (loopback); remove it"
+                )
+        return refusals
+
     def engine(self) -> AsyncEngine:
         """A new engine for this configuration (one per process)."""
         from countersign.db import create_engine
@@ -189,6 +235,44 @@ def _redact_url(url: str) -> str:
     creds, host = rest.rsplit("@", 1)
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}"
+
+
+def _is_loopback_host(host: str) -> bool:
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def _outbound_url_problem(url: str) -> str | None:
+    """Why a URL the service calls with credentials or trusts for keys is unfit for production."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        return "must use https in production (tokens and client secrets travel over it)"
+    if _is_loopback_host(parts.hostname or ""):
+        return "points at loopback; production calls its identity provider by its real name"
+    return None
+
+
+def _covers_loopback(entry: str) -> bool:
+    entry = entry.strip()
+    if not entry:
+        return False
+    try:
+        network = ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return _is_loopback_host(entry)
+    loopbacks = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+    return any(
+        network.version == lo.version and network.overlaps(lo) for lo in loopbacks
+    )
 
 
 @lru_cache

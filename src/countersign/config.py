@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     ui_scopes: str = "openid profile email"
     # Where `countersign serve` finds the built admin UI (default: the package's static/admin).
     admin_ui_dir: Path | None = None
+    # How long one policy replay may keep starting new requests (http rules call real resolvers).
+    replay_budget_seconds: float = Field(default=20.0, gt=0, le=300)
     # Lifetime of a signed diagram link (`POST /v1/requests/{id}/diagram-link`).
     diagram_link_seconds: int = Field(default=900, ge=1, le=7 * 24 * 3600)
 

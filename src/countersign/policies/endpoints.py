@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response, status
 
+from countersign.config import Settings
 from countersign.db import SessionDep
 from countersign.directory.dependencies import ResolverDep
 from countersign.identity.dependencies import AdminDep, ReaderDep
@@ -18,12 +19,14 @@ from countersign.kit.pagination import (
     set_next_page_headers,
 )
 from countersign.kit.problem import problem_responses
+from countersign.policies import replay
 from countersign.policies import service as policy_service
 from countersign.policies.diagram import (
     SVG_HEADERS,
     SVG_MEDIA_TYPE,
     render_policy_svg,
 )
+from countersign.policies.replay import ReplayIn, ReplayOut
 from countersign.policies.schemas import (
     DiffOut,
     PolicyIn,
@@ -216,6 +219,34 @@ async def simulate_policy_version(
         body=body or SimulateIn(),
         resolver=resolver,
         principal_id=principal.id,
+    )
+
+
+@router.post(
+    "/{policy_key}/versions/{version}/replay",
+    response_model=ReplayOut,
+    responses=problem_responses(403, 404, 422),
+)
+async def replay_policy_version(
+    policy_key: str,
+    version: int,
+    request: Request,
+    session: SessionDep,
+    principal: ReaderDep,
+    resolver: ResolverDep,
+    body: Annotated[ReplayIn | None, Body()] = None,
+) -> ReplayOut:
+    """Run the contexts of the key's most recent requests through this version and through the
+    version each was pinned to; list the requests whose routing, approvers, skips or outcome
+    would change. Writes nothing. Stops early (`truncated`) when its time budget runs out."""
+    settings: Settings = request.app.state.settings
+    return await replay.replay(
+        session,
+        policy_key=policy_key,
+        version=version,
+        limit=(body or ReplayIn()).limit,
+        resolver=resolver,
+        budget_seconds=settings.replay_budget_seconds,
     )
 
 

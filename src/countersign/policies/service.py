@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -10,6 +11,7 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from countersign.audit import service as audit_service
+from countersign.directory.http_rule import HttpRuleCall
 from countersign.directory.resolver import ApproverResolver, ResolutionFailed
 from countersign.errors import (
     InvalidState,
@@ -363,8 +365,15 @@ async def simulate(
     body: SimulateIn,
     resolver: ApproverResolver,
     principal_id: str,
+    policy: Policy | None = None,
+    artifact_id: str | None = None,
+    http_call: HttpRuleCall | None = None,
 ) -> SimulateOut:
     """Resolve every stage against a sample context without writing anything, with a trace.
+
+    Replay (`policies/replay.py`) passes the loaded `policy`, the request's `artifact_id`, and
+    `http_call` (the request's details and its caller's secrets): http rules are then called
+    for real; without it they name nobody.
 
     `forbid_repeat_approvers` depends on who actually approves earlier stages, so a simulation
     has no earlier approvers; `forbid_self_approval` is applied to the given (or calling)
@@ -372,7 +381,8 @@ async def simulate(
     Separation of duties is the engine's own rule (`requests.domain.barred_users`), fed by the
     engine's own loader.
     """
-    policy = await _require_version(PolicyRepository(session), policy_key, version)
+    if policy is None:
+        policy = await _require_version(PolicyRepository(session), policy_key, version)
     data = PolicyIn.model_validate(policy_body(policy))
     requester = body.requester or principal_id
     creator = body.creator or principal_id
@@ -381,7 +391,7 @@ async def simulate(
         {
             "requester": requester,
             "artifact_type": policy.artifact_type,
-            "artifact_id": None,
+            "artifact_id": artifact_id,
             "policy_key": policy_key,
         },
     )
@@ -420,7 +430,12 @@ async def simulate(
                 error = None
                 try:
                     users = await resolver.resolve(
-                        rule.rule_type, rule.rule_value, facts
+                        rule.rule_type,
+                        rule.rule_value,
+                        facts,
+                        http_call=replace(http_call, stage_order=stage.stage_order)
+                        if http_call is not None
+                        else None,
                     )
                 except ResolutionFailed as failure:
                     users, error = [], failure.reason

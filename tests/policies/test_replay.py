@@ -429,7 +429,11 @@ class TestHttpRules:
         assert change["differences"][0]["after"] == ["dave"]
 
     async def test_the_time_budget_stops_a_slow_replay(
-        self, settings: Settings, admin_headers: dict[str, str], token: TokenFactory
+        self,
+        settings: Settings,
+        admin_headers: dict[str, str],
+        token: TokenFactory,
+        clean_database: None,
     ) -> None:
         app: FastAPI = create_app(
             settings.model_copy(update={"replay_budget_seconds": 0.3}),

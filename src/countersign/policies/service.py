@@ -439,9 +439,10 @@ async def simulate(
                     )
                 except ResolutionFailed as failure:
                     users, error = [], failure.reason
-                if rule.rule_type == "http":
+                if rule.rule_type == "http" and http_call is None:
                     # Calling the caller's resolver needs a real request (its id, signing
-                    # secrets); a simulation has neither, so the rule names nobody.
+                    # secrets); a simulation has neither, so the rule names nobody. A replay
+                    # has both and calls it.
                     error = "http rules are not called when simulating"
                 resolved.append((rule, users))
                 traced.append(

@@ -251,3 +251,77 @@ def test_configuration_errors_do_not_repeat_the_secrets_they_were_given() -> Non
     message = str(raised.value)
     assert "COUNTERSIGN_OIDC_JWKS_URL" in message
     assert "TOP-SECRET" not in message
+
+
+@pytest.mark.parametrize(
+    ("field", "url", "secret"),
+    [
+        ("database_url", "postgresql+asyncpg://cs:pw-one@db:5432/cs", "pw-one"),
+        (
+            "database_url",
+            "postgresql+asyncpg://db:5432/cs?user=cs&password=pw-two",
+            "pw-two",
+        ),
+        (
+            "database_url",
+            "postgresql+asyncpg://cs@db/cs?sslmode=verify-full&sslpassword=pw-three",
+            "pw-three",
+        ),
+        ("redis_url", "redis://redis:6379/0?password=pw-four", "pw-four"),
+        ("redis_url", "rediss://default:pw-five@redis:6380/0", "pw-five"),
+        ("oidc_jwks_url", "https://idp/certs?access_token=pw-six", "pw-six"),
+        ("keycloak_url", "https://ghp_pwseven@idp.internal", "ghp_pwseven"),
+        ("oidc_jwks_url", "https://idp/certs?x-api-key=pw-eight", "pw-eight"),
+    ],
+)
+def test_public_view_never_shows_a_credential_in_a_url(
+    field: str, url: str, secret: str
+) -> None:
+    values: dict[str, Any] = {field: url}
+    view = Settings(**values).public_view()
+
+    assert secret not in repr(view)
+    assert "***" in view[field]
+
+
+def test_public_view_keeps_the_harmless_parts_of_a_url() -> None:
+    view = Settings(
+        database_url="postgresql+asyncpg://cs:pw@db:5432/cs?sslmode=require&password=x"
+    ).public_view()
+
+    assert view["database_url"] == (
+        "postgresql+asyncpg://cs:***@db:5432/cs?sslmode=require&password=***"
+    )
+
+
+async def test_database_errors_never_carry_the_statement_parameters(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """hide_parameters on the engine, and the log filter for what the driver itself quotes."""
+    import logging
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from countersign.kit import logsafe
+
+    logsafe.install(caplog.handler)
+    engine = settings.engine()
+    marker = "context-value-that-must-not-leak"
+    try:
+        async with engine.connect() as connection:
+            with pytest.raises(DBAPIError) as raised:
+                await connection.execute(
+                    text("SELECT CAST(:value AS integer)"), {"value": marker}
+                )
+    finally:
+        await engine.dispose()
+    assert "parameters hidden" in str(raised.value)
+    try:
+        raise RuntimeError("wrapped") from raised.value
+    except RuntimeError:
+        logging.getLogger("countersign.test").exception("unexpected error")
+
+    assert "unexpected error" in caplog.text
+    assert "SELECT CAST" in caplog.text, "where it happened stays in the log"
+    assert marker not in caplog.text

@@ -75,6 +75,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         port=args.port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        # uvicorn's loggers go through the root handler, whose filter keeps values out of logs.
+        log_config=None,
     )
 
 
@@ -243,6 +245,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         level=os.environ.get("COUNTERSIGN_LOG_LEVEL", "INFO"),
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from countersign.kit import logsafe
+
+    # No context value, secret or credential in a log line, whoever logs it (arq, uvicorn, us).
+    logsafe.install()
     args = build_parser().parse_args(argv)
     args.func(args)
 

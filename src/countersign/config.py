@@ -5,10 +5,11 @@ from __future__ import annotations
 import enum
 import ipaddress
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -222,21 +223,67 @@ class Settings(BaseSettings):
         data = self.model_dump(
             mode="json", exclude={"secret_key", "keycloak_client_secret"}
         )
-        data["database_url"] = _redact_url(self.database_url)
-        data["redis_url"] = _redact_url(self.redis_url)
         data["oidc"] = self.oidc_client()
         data["dev_tokens"] = self.dev_tokens_enabled
-        return data
+        # Any setting may be a URL with a credential in it (a DSN's password, `?password=` for
+        # Redis or libpq, a token in a resolver URL): none is ever shown.
+        redacted: dict[str, Any] = _redact_urls(data)
+        return redacted
 
 
-def _redact_url(url: str) -> str:
-    """Drop the password part of a DSN."""
-    if "@" not in url or "://" not in url:
+# Query parameters whose value is a credential: libpq's password/sslpassword, Redis' password,
+# and whatever else is named like a secret (tokens, keys, signatures, auth).
+_SECRET_PARAMETER = re.compile(
+    r"pass|pwd|secret|token|key|auth|cred|sig|session", re.IGNORECASE
+)
+_PLAIN_USER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def redact_url(url: str) -> str:
+    """The URL without any credential it carries: the password of `user:pass@`, a bare
+    `token@` userinfo, and the value of every secret-looking query parameter (`***`)."""
+    if "://" not in url:
         return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user, has_password, _ = userinfo.partition(":")
+        if has_password:
+            userinfo = f"{user}:***" if _PLAIN_USER.match(user) else "***:***"
+        elif not _PLAIN_USER.match(user) or parts.scheme in ("http", "https"):
+            # `https://TOKEN@host`: a userinfo alone is how tokens ride in URLs.
+            userinfo = "***"
+        netloc = f"{userinfo}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [
+                (name, "***" if _SECRET_PARAMETER.search(name) else value)
+                for name, value in pairs
+            ],
+            safe="*",
+        )
+    if netloc == parts.netloc and query == parts.query:
+        return url  # nothing to hide: the URL exactly as configured
+    rebuilt = f"{parts.scheme}://{netloc}{parts.path}"
+    rebuilt += f"?{query}" if query else ""
+    return rebuilt + (f"#{parts.fragment}" if parts.fragment else "")
+
+
+def _redact_urls(value: Any) -> Any:
+    """Every URL anywhere in a JSON-ready value, redacted (lists and nested objects too)."""
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, list):
+        return [_redact_urls(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _redact_urls(item) for key, item in value.items()}
+    return value
 
 
 def _is_loopback_host(host: str) -> bool:

@@ -86,13 +86,17 @@ def create_engine(
     url: str, *, pool: bool = True, pool_size: int = 10, max_overflow: int = 20
 ) -> AsyncEngine:
     """One engine per process. SQLite gets WAL, foreign keys and `BEGIN IMMEDIATE` writes."""
+    # hide_parameters: a database error (and SQLAlchemy's statement log, when an operator turns
+    # it on) never writes the statement's parameters, which carry contexts, comments and ids.
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, hide_parameters=True
+        )
         _configure_sqlite(engine)
         return engine
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if not pool:
-        kwargs = {"poolclass": NullPool}
+        kwargs = {"poolclass": NullPool, "hide_parameters": True}
     else:
         kwargs.update(pool_size=pool_size, max_overflow=max_overflow)
     return create_async_engine(url, **kwargs)

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
@@ -27,8 +27,14 @@ from countersign.directory.resolver import ApproverResolver
 from countersign.identity import endpoints as identity_endpoints
 from countersign.identity.dependencies import build_verifier
 from countersign.kit import metrics
+from countersign.kit.limits import BodyLimitMiddleware
 from countersign.kit.outbound import OutboundPolicy
-from countersign.kit.problem import PROBLEM_SCHEMA, register_exception_handlers
+from countersign.kit.problem import (
+    PROBLEM_SCHEMA,
+    problem_responses,
+    register_exception_handlers,
+)
+from countersign.kit.validation import reject_unstorable_text
 from countersign.operations import admin_ui, test_hooks
 from countersign.operations import endpoints as operations_endpoints
 from countersign.policies import endpoints as policy_endpoints
@@ -142,6 +148,8 @@ def create_app(
         lifespan=lifespan,
         generate_unique_id_function=_unique_id,
         redirect_slashes=False,
+        # Every route: no NUL or lone surrogate in a path, query or JSON body reaches PostgreSQL.
+        dependencies=[Depends(reject_unstorable_text)],
     )
     app.state.settings = settings
     app.state.ready = False
@@ -161,6 +169,9 @@ def create_app(
         )
 
     _add_problem_schema(app)
+
+    # Added before the tracing middleware so that it runs inside it: a 413 carries X-Request-Id.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
 
     @app.middleware("http")
     async def trace_and_measure(
@@ -207,6 +218,14 @@ def _add_problem_schema(app: FastAPI) -> None:
         schema = original()
         components = schema.setdefault("components", {})
         components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        # What any route can answer, declared here once: 503 while the database is unreachable,
+        # 413 from the body limit on every route that takes a body.
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.setdefault("responses", {})
+                extra = (413, 503) if "requestBody" in operation else (503,)
+                for status, response in problem_responses(*extra).items():
+                    responses.setdefault(str(status), response)
         app.openapi_schema = schema
         return schema
 

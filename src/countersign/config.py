@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     # background work is done elsewhere (e.g. several API processes sharing one SQLite file).
     worker_in_process: bool | None = None
 
+    # Request bodies above this many bytes are refused with 413 while they are read (ADR 0013).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # `context` and `metadata` of a request, each, as compact JSON (they are copied into every
+    # inbox item and webhook, so they are bounded well below the body limit).
+    max_context_bytes: int = Field(default=65536, ge=2)
+
     log_level: str = "INFO"
     log_json: bool = False
 

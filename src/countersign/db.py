@@ -5,6 +5,7 @@ Only `get_session` (API) and the worker's job session commit; services flush (AD
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
@@ -100,6 +102,47 @@ def create_engine(
     else:
         kwargs.update(pool_size=pool_size, max_overflow=max_overflow)
     return create_async_engine(url, **kwargs)
+
+
+# The exceptions a database outage surfaces as: SQLAlchemy's wrappers, and the OS-level errors
+# asyncpg raises unwrapped while connecting (refused, reset, timed out). `is_unreachable` decides.
+OUTAGE_CANDIDATES: tuple[type[Exception], ...] = (
+    sa_exc.DBAPIError,
+    sa_exc.TimeoutError,
+    OSError,
+)
+
+# SQLSTATE classes that mean "no usable connection": 08 connection exception, 57P01-57P03
+# admin/crash shutdown and "cannot connect now" (the server is starting or stopping).
+_UNREACHABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """True when `exc` says the database could not be reached, as opposed to a failed statement.
+
+    Those become 503 `dependency_unavailable`; the pool's pre-ping replaces dead connections, so
+    the service recovers by itself when the database is back.
+    """
+    if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    if isinstance(exc, OSError):
+        # Refused/reset/timed out, a failed DNS lookup, or asyncio's bare OSError that sums up
+        # every address it tried ("Multiple exceptions: Connect call failed..."). Not file errors.
+        return type(exc) is OSError or isinstance(
+            exc, ConnectionError | TimeoutError | socket.gaierror
+        )
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError):
+            return True
+        orig = exc.orig
+        sqlstate = getattr(orig, "sqlstate", None) or getattr(
+            getattr(orig, "__cause__", None), "sqlstate", None
+        )
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNREACHABLE_SQLSTATES):
+            return True
+        cause = getattr(orig, "__cause__", None)
+        return isinstance(cause, OSError)
+    return False
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -170,6 +170,17 @@ class ValidationFailed(AppError):
     )
 
 
+class PayloadTooLarge(AppError):
+    """A body over `COUNTERSIGN_MAX_BODY_BYTES`, or a `context`/`metadata` over the context limit."""
+
+    status_code, code, awe_code, title = (
+        413,
+        "payload_too_large",
+        "AWE-010",
+        "Payload too large",
+    )
+
+
 class PolicyInvalid(AppError):
     status_code, code, awe_code, title = (
         422,

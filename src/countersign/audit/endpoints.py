@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Request, Response
 
 from countersign.audit.repository import AuditRepository
@@ -18,6 +16,7 @@ from countersign.kit.pagination import (
     set_next_page_headers,
 )
 from countersign.kit.problem import problem_responses
+from countersign.kit.validation import UtcDatetime
 
 router = APIRouter(prefix="/admin/audit", tags=["audit"])
 
@@ -34,8 +33,8 @@ async def list_audit_entries(
     action: str | None = None,
     resource_type: str | None = None,
     resource_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: UtcDatetime | None = None,
+    until: UtcDatetime | None = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> list[AuditEntryOut]:

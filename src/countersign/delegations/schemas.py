@@ -4,7 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from countersign.kit.validation import UtcDatetime
 
 
 class DelegationCreate(BaseModel):
@@ -15,8 +17,8 @@ class DelegationCreate(BaseModel):
         None
     )
     delegate_to: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
     reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import Query, Request, Response
 
 from countersign.errors import FieldProblem, ValidationFailed
+from countersign.kit.validation import unstorable_text
 
 LimitQuery = Annotated[int, Query(ge=1, le=500, description="Page size (1–500).")]
 CursorQuery = Annotated[
@@ -23,20 +24,28 @@ def encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _invalid_cursor() -> ValidationFailed:
+    return ValidationFailed(
+        "invalid cursor", [FieldProblem("/cursor", "not a cursor this service issued")]
+    )
+
+
 def decode_cursor(cursor: str, *, size: int) -> list[Any]:
+    """The values of a cursor; anything forged (bad base64, JSON, shape or text) is a 422."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except ValueError as exc:
-        raise ValidationFailed(
-            "invalid cursor",
-            [FieldProblem("/cursor", "not a cursor this service issued")],
-        ) from exc
-    if not isinstance(values, list) or len(values) != size:
-        raise ValidationFailed(
-            "invalid cursor",
-            [FieldProblem("/cursor", "not a cursor this service issued")],
-        )
+    except (
+        ValueError
+    ) as exc:  # binascii.Error, JSONDecodeError and UnicodeDecodeError are
+        raise _invalid_cursor() from exc
+    if (
+        not isinstance(values, list)
+        or len(values) != size
+        or any(isinstance(v, dict | list) for v in values)
+        or next(unstorable_text(values), None) is not None
+    ):
+        raise _invalid_cursor()
     return values
 
 
@@ -60,9 +69,9 @@ def decode_keyset(cursor: str) -> tuple[datetime, uuid.UUID]:
     created_at, row_id = decode_cursor(cursor, size=2)
     try:
         when = datetime.fromisoformat(str(created_at))
-        return when if when.tzinfo else when.replace(tzinfo=UTC), uuid.UUID(str(row_id))
-    except ValueError as exc:
-        raise ValidationFailed(
-            "invalid cursor",
-            [FieldProblem("/cursor", "not a cursor this service issued")],
-        ) from exc
+        # Issued cursors are aware; a naive one is forged. Converting checks the range too.
+        if when.tzinfo is None:
+            raise ValueError("naive cursor time")
+        return when.astimezone(UTC), uuid.UUID(str(row_id))
+    except (ValueError, OverflowError) as exc:
+        raise _invalid_cursor() from exc

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from countersign import errors
+from countersign import db, errors
 from countersign.errors import AppError, FieldProblem
 
 log = logging.getLogger("countersign.errors")
@@ -109,14 +109,18 @@ async def _app_error_handler(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc, request)
 
 
+def validation_failed(
+    exc_errors: Sequence[Any], what: str = "request validation failed"
+) -> errors.ValidationFailed:
+    """A pydantic error list as the contract's `validation_failed`, the first problems summed up."""
+    problems = validation_problems(exc_errors)
+    summary = "; ".join(f"{p.pointer or '/'}: {p.detail}" for p in problems[:5])
+    return errors.ValidationFailed(f"{what}: {summary}", problems)
+
+
 async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = validation_problems(exc.errors())
-    summary = "; ".join(f"{p.pointer or '/'}: {p.detail}" for p in problems[:5])
-    return problem_response(
-        errors.ValidationFailed(f"request validation failed: {summary}", problems),
-        request,
-    )
+    return problem_response(validation_failed(exc.errors()), request)
 
 
 async def _http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -159,6 +163,20 @@ def _allowed_methods(request: Request) -> list[str]:
     return allowed
 
 
+async def _outage_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Database (or network) errors: 503 when the database is unreachable, else a real 500."""
+    if not db.is_unreachable(exc):
+        return await _unexpected_handler(request, exc)
+    log.warning(
+        "database unreachable: %s: %s",
+        type(exc).__name__,
+        exc,
+        extra={"trace_id": trace_id_of(request), "path": request.url.path},
+    )
+    error = errors.DependencyUnavailable("the database is unreachable; retry later")
+    return problem_response(error, request, headers={"Retry-After": "5"})
+
+
 async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
     trace_id = trace_id_of(request)
     log.exception(
@@ -174,6 +192,8 @@ def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
+    for outage in db.OUTAGE_CANDIDATES:
+        app.add_exception_handler(outage, _outage_handler)
     app.add_exception_handler(Exception, _unexpected_handler)
 
 
@@ -224,6 +244,7 @@ _STATUS_TEXT = {
     403: "Forbidden",
     404: "Not found",
     409: "Conflict",
+    413: "Payload too large",
     422: "Validation failed",
     503: "Unavailable",
 }

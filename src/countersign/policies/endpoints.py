@@ -19,6 +19,7 @@ from countersign.kit.pagination import (
     set_next_page_headers,
 )
 from countersign.kit.problem import problem_responses
+from countersign.kit.validation import VersionPath
 from countersign.policies import replay
 from countersign.policies import service as policy_service
 from countersign.policies.diagram import (
@@ -105,7 +106,7 @@ async def list_policy_versions(
     responses=problem_responses(403, 404),
 )
 async def get_policy_version(
-    policy_key: str, version: int, session: SessionDep, principal: ReaderDep
+    policy_key: str, version: VersionPath, session: SessionDep, principal: ReaderDep
 ) -> PolicyOut:
     """Get one version of a policy."""
     policy = await policy_service.get_version(
@@ -141,7 +142,7 @@ async def add_policy_version(
 )
 async def patch_policy_version(
     policy_key: str,
-    version: int,
+    version: VersionPath,
     body: PolicyPatch,
     session: SessionDep,
     principal: AdminDep,
@@ -167,7 +168,7 @@ async def patch_policy_version(
 )
 async def activate_policy_version(
     policy_key: str,
-    version: int,
+    version: VersionPath,
     session: SessionDep,
     principal: AdminDep,
     outbound: OutboundDep,
@@ -189,7 +190,7 @@ async def activate_policy_version(
     responses=problem_responses(403, 404, 409),
 )
 async def deactivate_policy_version(
-    policy_key: str, version: int, session: SessionDep, principal: AdminDep
+    policy_key: str, version: VersionPath, session: SessionDep, principal: AdminDep
 ) -> PolicyOut:
     """Archive the active version."""
     policy = await policy_service.deactivate(
@@ -205,7 +206,7 @@ async def deactivate_policy_version(
 )
 async def simulate_policy_version(
     policy_key: str,
-    version: int,
+    version: VersionPath,
     session: SessionDep,
     principal: ReaderDep,
     resolver: ResolverDep,
@@ -229,7 +230,7 @@ async def simulate_policy_version(
 )
 async def replay_policy_version(
     policy_key: str,
-    version: int,
+    version: VersionPath,
     request: Request,
     session: SessionDep,
     principal: ReaderDep,
@@ -256,7 +257,11 @@ async def replay_policy_version(
     responses=problem_responses(403, 404),
 )
 async def diff_policy_versions(
-    policy_key: str, a: int, b: int, session: SessionDep, principal: ReaderDep
+    policy_key: str,
+    a: VersionPath,
+    b: VersionPath,
+    session: SessionDep,
+    principal: ReaderDep,
 ) -> DiffOut:
     """What changed from version `a` to version `b`, as JSON pointers."""
     return DiffOut(
@@ -273,7 +278,7 @@ async def diff_policy_versions(
     },
 )
 async def get_policy_diagram(
-    policy_key: str, version: int, session: SessionDep, principal: ReaderDep
+    policy_key: str, version: VersionPath, session: SessionDep, principal: ReaderDep
 ) -> Response:
     """The stages as an SVG picture: order, parallel groups, skip conditions, SLAs."""
     policy = await policy_service.get_version(

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from countersign.kit.validation import Int32, PositiveHours
+
 RuleType = Literal["user", "role", "group", "expression", "http"]
 RuleKind = Literal["approver", "observer"]
 StageMode = Literal["all", "any-n", "quorum", "percentage"]
@@ -21,13 +23,18 @@ OnBreach = Literal["notify", "escalate", "auto_approve", "auto_reject"]
 PolicyStatus = Literal["draft", "active", "archived"]
 SimulationOutcome = Literal["approved", "rejected", "pending"]
 
+# 150, not the column's 200: audit entries name a version as `<key>@<version>` in a VARCHAR(200).
 PolicyKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:\-]+$")
+    str, StringConstraints(min_length=1, max_length=150, pattern=r"^[A-Za-z0-9._:\-]+$")
 ]
-NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
-PositiveHours = Annotated[float, Field(gt=0)]
+NonEmptyStr = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# Bounded like their columns (VARCHAR(500)) or, for free text, well above any real use.
+Name = Annotated[str, StringConstraints(max_length=500)]
+Description = Annotated[str, StringConstraints(max_length=10_000)]
 
 MAX_STAGES = 100
+# Per stage, for approver rules and escalation rules each: a policy is read on every resolution.
+MAX_RULES = 100
 
 
 class _In(BaseModel):
@@ -54,35 +61,37 @@ class EscalationRuleIn(_In):
 
 
 class StageIn(_In):
-    stage_order: int
-    name: str
+    stage_order: Int32
+    name: Name
     mode: StageMode
-    mode_value: int | None = None
+    mode_value: Int32 | None = None
     veto: bool | None = None
     # An integer, as in AWE: adjacent stages with the same number run together.
-    parallel_group: int | None = None
+    parallel_group: Int32 | None = None
     skip_if: Any | None = None
     on_empty: OnEmpty = "block"
     sla_hours: PositiveHours | None = None
     on_breach: OnBreach | None = None
-    escalation_rules: list[EscalationRuleIn] = Field(default_factory=list)
+    escalation_rules: list[EscalationRuleIn] = Field(
+        default_factory=list, max_length=MAX_RULES
+    )
     reminder_hours: PositiveHours | None = None
     # Defaults to empty: a stage without approver rules is legal (it resolves nobody and
     # `on_empty` decides), so an omitted list means the same thing as an empty one.
-    rules: list[RuleIn] = Field(default_factory=list)
+    rules: list[RuleIn] = Field(default_factory=list, max_length=MAX_RULES)
 
 
 class PolicyIn(_In):
     policy_key: PolicyKey
-    name: str
-    description: str | None = None
+    name: Name
+    description: Description | None = None
     artifact_type: NonEmptyStr
     forbid_self_approval: bool = True
     forbid_repeat_approvers: bool = False
     allow_request_changes: bool = True
     request_ttl_hours: PositiveHours | None = None
     applies_if: Any | None = None
-    priority: int = 0
+    priority: Int32 = 0
     stages: list[StageIn] = Field(default_factory=list, max_length=MAX_STAGES)
 
 
@@ -118,8 +127,8 @@ class PolicyVersionOut(_Out):
 class SimulateIn(_In):
     context: dict[str, Any] = Field(default_factory=dict)
     # Both default to the calling principal; `creator` lets an author try "created by X for Y".
-    requester: str | None = None
-    creator: str | None = None
+    requester: Annotated[str, StringConstraints(max_length=200)] | None = None
+    creator: Annotated[str, StringConstraints(max_length=200)] | None = None
 
 
 SodReason = Literal[
@@ -202,13 +211,13 @@ class PolicyPatch(_In):
     `stages`, when present, replaces every stage (stages have no stable identity across edits)."""
 
     policy_key: PolicyKey | None = None
-    name: str | None = None
-    description: str | None = None
+    name: Name | None = None
+    description: Description | None = None
     artifact_type: NonEmptyStr | None = None
     forbid_self_approval: bool | None = None
     forbid_repeat_approvers: bool | None = None
     allow_request_changes: bool | None = None
     request_ttl_hours: PositiveHours | None = None
     applies_if: Any | None = None
-    priority: int | None = None
+    priority: Int32 | None = None
     stages: list[StageIn] | None = Field(default=None, max_length=MAX_STAGES)

@@ -8,6 +8,7 @@ from functools import partial
 from typing import Any
 
 import anyio
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from countersign.audit import service as audit_service
@@ -22,6 +23,7 @@ from countersign.errors import (
 from countersign.kit.clock import now
 from countersign.kit.locking import advisory_xact_lock
 from countersign.kit.outbound import OutboundPolicy, decide, default_resolve
+from countersign.kit.problem import validation_failed
 from countersign.models import Policy, PolicyRule, PolicyStage
 from countersign.policies import domain
 from countersign.policies.repository import PolicyRepository
@@ -237,7 +239,12 @@ async def patch_version(
         )
     before = _snapshot(policy)
     merged = {**policy_body(policy), **changes, "policy_key": policy_key}
-    data = PolicyIn.model_validate(merged)
+    try:
+        data = PolicyIn.model_validate(merged)
+    except ValidationError as exc:
+        # The patch is valid on its own but not merged into the draft (e.g. `"name": null`):
+        # the client's mistake, reported like any other body problem.
+        raise validation_failed(exc.errors(), "the patched policy is invalid") from exc
     await validate(data, outbound)
     # Delete the old stages first: the unit of work inserts before it deletes orphans, so the
     # replacement stages would otherwise collide with them on unique (policy_id, stage_order).

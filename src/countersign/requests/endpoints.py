@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials
@@ -21,6 +21,7 @@ from countersign.identity.dependencies import (
 )
 from countersign.kit import idempotency
 from countersign.kit.clock import now
+from countersign.kit.limits import enforce_json_limit
 from countersign.kit.pagination import (
     CursorQuery,
     LimitQuery,
@@ -29,6 +30,7 @@ from countersign.kit.pagination import (
     set_next_page_headers,
 )
 from countersign.kit.problem import problem_responses
+from countersign.kit.validation import UtcDatetime
 from countersign.policies.diagram import SVG_HEADERS, SVG_MEDIA_TYPE
 from countersign.requests import diagram_links, evidence
 from countersign.requests import service as request_service
@@ -53,11 +55,18 @@ router = APIRouter(prefix="/requests", tags=["requests"])
 JSON = "application/json"
 
 
+def _bound_context(request: Request, **members: dict[str, Any]) -> None:
+    """413 for a `context` or `metadata` over COUNTERSIGN_MAX_CONTEXT_BYTES, before any write."""
+    limit = request.app.state.settings.max_context_bytes
+    for name, value in members.items():
+        enforce_json_limit(value, limit=limit, pointer=f"/{name}")
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=RequestCreated,
-    responses=problem_responses(404, 409, 422),
+    responses=problem_responses(404, 409, 413, 422),
 )
 async def create_request(
     request: Request,
@@ -68,6 +77,7 @@ async def create_request(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
     """Create an approval request. With `Idempotency-Key`, a retry replays the first response."""
+    _bound_context(request, context=body.context, metadata=body.metadata)
     key = (
         idempotency.parse_key(idempotency_key) if idempotency_key is not None else None
     )
@@ -127,8 +137,8 @@ async def list_requests(
     status: RequestStatus | None = None,
     policy_key: str | None = None,
     requester: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: UtcDatetime | None = None,
+    created_before: UtcDatetime | None = None,
     stuck: Annotated[
         bool | None,
         Query(
@@ -203,9 +213,10 @@ async def cancel_request(
 @router.post(
     "/{request_id}/resubmit",
     response_model=RequestOut,
-    responses=problem_responses(403, 404, 409),
+    responses=problem_responses(403, 404, 409, 413),
 )
 async def resubmit_request(
+    request: Request,
     request_id: uuid.UUID,
     session: SessionDep,
     principal: PrincipalDep,
@@ -214,6 +225,8 @@ async def resubmit_request(
 ) -> RequestOut:
     """Restart a request sent back with `request_changes`, optionally with a new context."""
     data = body or ResubmitIn()
+    if data.context is not None:
+        _bound_context(request, context=data.context)
     resubmitted, _ = await request_service.resubmit_request(
         session,
         principal=principal,

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from countersign.kit.validation import AttachmentsRef
+
 DecisionAction = Literal["approve", "reject", "abstain", "request_changes"]
 RequestStatus = Literal[
     "in_review", "changes_requested", "approved", "rejected", "cancelled", "expired"
@@ -146,7 +148,7 @@ class ChainVerification(BaseModel):
 class DecisionIn(_In):
     action: DecisionAction
     comment: Annotated[str, StringConstraints(max_length=4000)] | None = None
-    attachments_ref: Any | None = None
+    attachments_ref: AttachmentsRef | None = None
 
 
 class DecisionOut(BaseModel):

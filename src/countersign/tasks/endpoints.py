@@ -16,6 +16,7 @@ from countersign.identity.dependencies import AdminDep, PrincipalDep
 from countersign.identity.principal import Principal
 from countersign.kit.pagination import decode_keyset, encode_keyset
 from countersign.kit.problem import problem_body, problem_responses
+from countersign.kit.validation import PageQuery
 from countersign.requests.repository import RequestRepository
 from countersign.requests.schemas import (
     BulkDecisionResult,
@@ -95,7 +96,7 @@ async def list_tasks(
     artifact_type: str | None = None,
     policy_key: str | None = None,
     search_text: Annotated[str | None, Query(max_length=200)] = None,
-    page: Annotated[int | None, Query(ge=1)] = None,
+    page: PageQuery = None,
     page_size: Annotated[int, Query(ge=1, le=100)] = 25,
     cursor: str | None = None,
 ) -> TaskPage:

@@ -13,6 +13,7 @@ from pydantic import (
     model_validator,
 )
 
+from countersign.kit.validation import UtcDatetime
 from countersign.webhooks.signing import standard_key
 
 DeliveryStatus = Literal["pending", "delivered", "exhausted"]
@@ -49,8 +50,8 @@ class AttemptOut(_Out):
 
 
 class RecoverIn(BaseModel):
-    since: datetime
-    until: datetime
+    since: UtcDatetime
+    until: UtcDatetime
     # The list filters of GET /v1/admin/deliveries; absent = any.
     request_id: uuid.UUID | None = None
     event_type: (

@@ -55,6 +55,7 @@ class TestIntegersBeyondTheirColumn:
             ("POST", f"/v1/policies/{KEY}/versions/{TOO_BIG}/activate"),
             ("POST", f"/v1/policies/{KEY}/versions/{TOO_BIG}/deactivate"),
             ("POST", f"/v1/policies/{KEY}/versions/{TOO_BIG}/simulate"),
+            ("POST", f"/v1/policies/{KEY}/versions/{TOO_BIG}/replay"),
             ("GET", f"/v1/policies/{KEY}/versions/{TOO_BIG}/diagram.svg"),
             ("GET", f"/v1/policies/{KEY}/versions/1/diff/{TOO_BIG}"),
         ],

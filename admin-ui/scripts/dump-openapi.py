@@ -1,0 +1,16 @@
+"""Print the service's OpenAPI document (the admin UI's client is generated from it).
+
+Built from a default-configured app (dev auth, no test hooks), so the document does not depend
+on the environment of whoever runs it.
+"""
+
+import json
+import sys
+
+from countersign.app import create_app
+from countersign.config import Settings
+
+settings = Settings(test_hooks=False)
+document = create_app(settings, in_process_worker=False).openapi()
+json.dump(document, sys.stdout, indent=2, sort_keys=True, ensure_ascii=False)
+sys.stdout.write("\n")

@@ -1,0 +1,33 @@
+import { Badge } from "@mantine/core";
+
+const COLOURS: Record<string, string> = {
+  draft: "gray",
+  active: "green",
+  archived: "dark",
+  pending: "yellow",
+  resolving: "orange",
+  approved: "green",
+  rejected: "red",
+  skipped: "gray",
+  cancelled: "dark",
+  expired: "grape",
+  changes_requested: "violet",
+  open: "blue",
+  claimed: "cyan",
+  completed: "green",
+  reassigned: "gray",
+  delivered: "green",
+  exhausted: "red",
+  rotated: "yellow",
+  revoked: "red",
+};
+
+/** A status word as a coloured badge; the word itself carries the meaning (not just the colour). */
+export function StatusBadge({ status }: { status: string | null | undefined }) {
+  if (!status) return null;
+  return (
+    <Badge color={COLOURS[status] ?? "blue"} variant="light" radius="sm">
+      {status.replace(/_/g, " ")}
+    </Badge>
+  );
+}

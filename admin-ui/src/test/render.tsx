@@ -1,0 +1,29 @@
+// Render the real app (router, providers) at a path, optionally signed in, for page tests.
+import { createMemoryHistory } from "@tanstack/react-router";
+import { render } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+
+import { App } from "../App";
+import { makeQueryClient } from "../api/queryClient";
+import { makeRouter } from "../router";
+
+/** An unsigned JWT-shaped token: the UI only reads claims; the (mocked) server decides. */
+export function fakeToken(sub: string, roles: string[] = [], name?: string): string {
+  const enc = (o: object) => btoa(JSON.stringify(o)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+  const exp = Math.floor(Date.now() / 1000) + 3600;
+  return `${enc({ alg: "RS256", typ: "JWT" })}.${enc({ sub, preferred_username: sub, name, exp, realm_access: { roles } })}.sig`;
+}
+
+export function signInAs(sub: string, roles: string[] = ["AWE_ADMIN"]): void {
+  sessionStorage.setItem("countersign.token", fakeToken(sub, roles));
+}
+
+export function renderApp(path: string) {
+  const queryClient = makeQueryClient();
+  queryClient.setDefaultOptions({ queries: { ...queryClient.getDefaultOptions().queries, retry: false } });
+  const history = createMemoryHistory({ initialEntries: [`/admin${path}`] });
+  const router = makeRouter(queryClient, history);
+  const user = userEvent.setup();
+  const utils = render(<App queryClient={queryClient} router={router} />);
+  return { ...utils, router, queryClient, user };
+}

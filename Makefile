@@ -19,7 +19,7 @@ HOST ?=
 PORT ?=
 SERVE_ARGS ?=
 
-.PHONY: help all install serve services lint format typecheck test migrate bench client helm-lint clean distclean
+.PHONY: help all install serve ui services lint format typecheck test migrate bench client helm-lint clean distclean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -29,8 +29,12 @@ all: lint typecheck test ## lint, typecheck and the full test gate
 install: ## create .venv and install the project (only when pyproject.toml changed; FORCE=1 to force)
 	@scripts/bootstrap.sh
 
-serve: install ## run the embedded service (SQLite in ., dev auth, in-process worker)
+serve: install ## run the embedded service (SQLite in ., dev auth, in-process worker); builds the UI when stale
+	@scripts/build-ui.sh --if-stale
 	exec $(BIN)/countersign serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT)) $(SERVE_ARGS)
+
+ui: ## build the admin UI into src/countersign/static/admin
+	@scripts/build-ui.sh
 
 services: ## make sure the local PostgreSQL and Redis used by the tests are running
 	@scripts/ensure-services.sh
@@ -66,7 +70,7 @@ helm-lint: ## lint and render the Helm chart (needs helm)
 	helm template countersign helm/countersign --set secret.secretKey=x --set secret.databaseUrl=postgresql+asyncpg://u@db/cs --set secret.redisUrl=redis://redis:6379 >/dev/null
 
 clean: ## remove caches and build output (keeps .venv and local databases)
-	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage htmlcov
+	rm -rf build dist src/countersign/static/admin .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage htmlcov
 	find . -path ./$(VENV) -prune -o -path ./admin-ui/node_modules -prune -o \
 		\( -name __pycache__ -o -name '*.egg-info' \) -type d -print0 | xargs -0 rm -rf
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole gate, as CI runs it (`.ci/run` -> `make test` -> this script):
-# venv -> services -> ruff check -> ruff format --check -> mypy -> pytest -> admin UI (when present).
+# venv -> services -> ruff check -> ruff format --check -> mypy -> pytest -> admin UI (npm test).
 #
 # Environment:
 #   PYTEST_ARGS                 extra pytest arguments, word-split (e.g. PYTEST_ARGS='-k webhooks -x')
@@ -38,15 +38,16 @@ step "pytest"
 read -r -a pytest_extra <<<"${PYTEST_ARGS:-}"
 "$BIN/pytest" -n 2 --dist loadfile "${pytest_extra[@]}" "$@"
 
-# --- admin UI hook -------------------------------------------------------------------------------
-# No-op until admin-ui/package.json exists; then its own `npm test` joins the gate automatically.
+# --- admin UI ------------------------------------------------------------------------------------
+# Its own `npm test`: typecheck, component tests, client drift check, build, end-to-end tests in
+# Debian's Chromium against a real `countersign serve` (see admin-ui/README.md).
 if [ -f admin-ui/package.json ]; then
-  step "admin UI (npm)"
-  (
-    cd admin-ui
-    if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
-    npm test
-  )
+  step "admin UI: tools (Node, Chromium)"
+  scripts/ensure-ui-tools.sh node chromium
+  step "admin UI: npm ci"
+  (cd admin-ui && npm ci --no-audit --no-fund)
+  step "admin UI: npm test"
+  (cd admin-ui && VENV="$(cd "${VENV:-.venv}" && pwd)" npm test)
 fi
 
 step "all checks passed"

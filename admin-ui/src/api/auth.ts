@@ -1,37 +1,28 @@
-// Runtime configuration and sign-in calls (UI.md "API additions").
+// Runtime configuration and sign-in calls (UI.md "API additions"): one build serves every
+// environment because the UI asks the service how to sign in.
 import { useMutation, useQuery } from "@tanstack/react-query";
-import { z } from "zod";
 
 import { api, unwrap } from "./client";
+import type { ConfigOut, DevTokenIn } from "./schema";
 
-const configSchema = z.object({
-  auth_mode: z.enum(["dev", "oidc"]).catch("dev"),
-  oidc: z
-    .object({
-      issuer: z.string(),
-      client_id: z.string(),
-      scopes: z.union([z.string(), z.array(z.string())]).optional(),
-    })
-    .nullish(),
-});
-
-export type RuntimeConfig = z.infer<typeof configSchema>;
-
-export function parseConfig(raw: unknown): RuntimeConfig {
-  return configSchema.parse(raw ?? {});
-}
+export type RuntimeConfig = ConfigOut;
 
 export function useRuntimeConfig() {
   return useQuery({
     queryKey: ["config"],
-    queryFn: async () => parseConfig(await unwrap(api.GET("/v1/config"))),
+    queryFn: () => unwrap(api.GET("/v1/config")),
     staleTime: Infinity,
   });
 }
 
+/** Dev mode signs in with a self-issued token; OIDC mode goes to the identity provider. */
+export function signInMethod(config: RuntimeConfig): "dev" | "oidc" | "none" {
+  if (config.auth_mode === "oidc") return config.oidc ? "oidc" : "none";
+  return config.dev_tokens ? "dev" : "none";
+}
+
 export function useDevToken() {
   return useMutation({
-    mutationFn: (body: { sub: string; roles: string[] }) =>
-      unwrap(api.POST("/v1/dev/token", { body })),
+    mutationFn: (body: DevTokenIn) => unwrap(api.POST("/v1/dev/token", { body })),
   });
 }

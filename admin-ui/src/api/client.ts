@@ -4,7 +4,7 @@ import createClient, { type Middleware } from "openapi-fetch";
 
 import { ApiError, toApiError } from "../lib/problem";
 import { currentSession, signOut } from "../lib/session";
-import type { AllPaths } from "./pending";
+import type { paths } from "./schema";
 
 const auth: Middleware = {
   onRequest({ request }) {
@@ -21,7 +21,7 @@ const auth: Middleware = {
   },
 };
 
-export const api = createClient<AllPaths>({
+export const api = createClient<paths>({
   // Absolute, so the same client works in the browser and under jsdom (msw) in tests.
   baseUrl: typeof window !== "undefined" ? window.location.origin : "",
   // Looked up on every call, so msw (which patches globalThis.fetch) can intercept in tests.

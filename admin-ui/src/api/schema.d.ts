@@ -77,7 +77,7 @@ export interface paths {
         };
         /**
          * List Deliveries
-         * @description List webhook deliveries, newest first.
+         * @description List webhook deliveries, newest first. `url` matches the delivery URL exactly.
          */
         get: operations["webhooks-list_deliveries"];
         put?: never;
@@ -99,7 +99,8 @@ export interface paths {
         put?: never;
         /**
          * Recover Deliveries
-         * @description Re-queue every exhausted delivery created in [since, until).
+         * @description Re-queue every exhausted delivery created in [since, until) that matches the optional list
+         *     filters (`request_id`, `event_type`, `url`): the admin UI's "Retry all matching".
          */
         post: operations["webhooks-recover_deliveries"];
         delete?: never;
@@ -297,7 +298,7 @@ export interface paths {
         };
         /**
          * Get Config
-         * @description The non-secret effective configuration.
+         * @description The non-secret effective configuration, with what the admin UI needs to sign in.
          */
         get: operations["operations-get_config"];
         put?: never;
@@ -349,6 +350,26 @@ export interface paths {
          * @description End a delegation (your own; admins: anyone's).
          */
         delete: operations["delegations-delete_delegation"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dev/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Dev Token
+         * @description Dev mode only: a token for any user and roles (the admin UI's sign-in picker).
+         */
+        post: operations["identity-create_dev_token"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -974,6 +995,30 @@ export interface components {
             /** Valid */
             valid: boolean;
         };
+        /**
+         * ConfigOut
+         * @description The non-secret effective configuration. The fields the admin UI reads at runtime are
+         *     declared; every other setting is included too (secrets never, DSN passwords redacted).
+         */
+        ConfigOut: {
+            /** Auth Mode */
+            auth_mode: string;
+            /** Dev Tokens */
+            dev_tokens: boolean;
+            /** Env */
+            env: string;
+            oidc: components["schemas"]["OidcClientOut"] | null;
+            /** Role Admin */
+            role_admin: string;
+            /** Role Viewer */
+            role_viewer: string;
+            /** Service Version */
+            service_version: string;
+            /** Test Hooks */
+            test_hooks: boolean;
+        } & {
+            [key: string]: unknown;
+        };
         /** DecisionIn */
         DecisionIn: {
             /**
@@ -1133,6 +1178,25 @@ export interface components {
             /** Url */
             url: string;
         };
+        /** DevTokenIn */
+        DevTokenIn: {
+            /** Azp */
+            azp?: string | null;
+            /** Roles */
+            roles?: string[];
+            /** Sub */
+            sub: string;
+        };
+        /** DevTokenOut */
+        DevTokenOut: {
+            /** Access Token */
+            access_token: string;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+        };
         /** DiffChange */
         DiffChange: {
             /** After */
@@ -1219,6 +1283,18 @@ export interface components {
             request_id: string;
             /** Sequence */
             sequence: number;
+        };
+        /**
+         * OidcClientOut
+         * @description The admin UI's public OIDC client: sign in at `issuer` as `client_id` asking for `scopes`.
+         */
+        OidcClientOut: {
+            /** Client Id */
+            client_id: string | null;
+            /** Issuer */
+            issuer: string | null;
+            /** Scopes */
+            scopes: string;
         };
         /** PolicyIn */
         PolicyIn: {
@@ -1392,6 +1468,10 @@ export interface components {
         };
         /** RecoverIn */
         RecoverIn: {
+            /** Event Type */
+            event_type?: string | null;
+            /** Request Id */
+            request_id?: string | null;
             /**
              * Since
              * Format: date-time
@@ -1402,6 +1482,8 @@ export interface components {
              * Format: date-time
              */
             until: string;
+            /** Url */
+            url?: string | null;
         };
         /** RecoverOut */
         RecoverOut: {
@@ -1919,11 +2001,14 @@ export type BulkDecisionsIn = components['schemas']['BulkDecisionsIn'];
 export type BulkDecisionsOut = components['schemas']['BulkDecisionsOut'];
 export type CancelIn = components['schemas']['CancelIn'];
 export type ChainVerification = components['schemas']['ChainVerification'];
+export type ConfigOut = components['schemas']['ConfigOut'];
 export type DecisionIn = components['schemas']['DecisionIn'];
 export type DecisionOut = components['schemas']['DecisionOut'];
 export type DelegationCreate = components['schemas']['DelegationCreate'];
 export type DelegationOut = components['schemas']['DelegationOut'];
 export type DeliveryOut = components['schemas']['DeliveryOut'];
+export type DevTokenIn = components['schemas']['DevTokenIn'];
+export type DevTokenOut = components['schemas']['DevTokenOut'];
 export type DiffChange = components['schemas']['DiffChange'];
 export type DiffOut = components['schemas']['DiffOut'];
 export type DirectoryClientOut = components['schemas']['DirectoryClientOut'];
@@ -1932,6 +2017,7 @@ export type DirectoryRoleOut = components['schemas']['DirectoryRoleOut'];
 export type DirectoryUserOut = components['schemas']['DirectoryUserOut'];
 export type EscalationRuleIn = components['schemas']['EscalationRuleIn'];
 export type EventOut = components['schemas']['EventOut'];
+export type OidcClientOut = components['schemas']['OidcClientOut'];
 export type PolicyIn = components['schemas']['PolicyIn'];
 export type PolicyOut = components['schemas']['PolicyOut'];
 export type PolicyPatch = components['schemas']['PolicyPatch'];
@@ -2214,6 +2300,7 @@ export interface operations {
                 status?: ("pending" | "delivered" | "exhausted") | null;
                 request_id?: string | null;
                 event_type?: string | null;
+                url?: string | null;
                 /** @description Page size (1–500). */
                 limit?: number;
                 /** @description Opaque cursor from `X-Next-Cursor`. */
@@ -2968,9 +3055,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ConfigOut"];
                 };
             };
         };
@@ -3118,6 +3203,66 @@ export interface operations {
             };
             /** @description Forbidden */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "identity-create_dev_token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DevTokenIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DevTokenOut"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4049,6 +4194,8 @@ export interface operations {
                 requester?: string | null;
                 created_after?: string | null;
                 created_before?: string | null;
+                /** @description true: only requests with a stage in `resolving` or an exhausted delivery (false: only the others) */
+                stuck?: boolean | null;
                 /** @description Page size (1–500). */
                 limit?: number;
                 /** @description Opaque cursor from `X-Next-Cursor`. */

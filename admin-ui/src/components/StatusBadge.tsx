@@ -22,11 +22,14 @@ const COLOURS: Record<string, string> = {
   revoked: "red",
 };
 
-/** A status word as a coloured badge; the word itself carries the meaning (not just the colour). */
+/**
+ * A status word as a badge with a coloured dot: the word carries the meaning, the dot the colour
+ * (a dot badge keeps the text dark, so it passes contrast on every colour).
+ */
 export function StatusBadge({ status }: { status: string | null | undefined }) {
   if (!status) return null;
   return (
-    <Badge color={COLOURS[status] ?? "blue"} variant="light" radius="sm">
+    <Badge color={COLOURS[status] ?? "blue"} variant="dot" radius="sm" c="dark.7">
       {status.replace(/_/g, " ")}
     </Badge>
   );

@@ -8,8 +8,10 @@ const CALLBACK_PATH = "/admin/sign-in/callback";
 
 export function userManager(config: RuntimeConfig): UserManager {
   const oidc = config.oidc;
-  if (!oidc) throw new Error("the service is in OIDC mode but /v1/config names no issuer");
-  const scopes = Array.isArray(oidc.scopes) ? oidc.scopes.join(" ") : (oidc.scopes ?? "openid profile");
+  if (!oidc?.issuer || !oidc.client_id) {
+    throw new Error("the service is in OIDC mode but /v1/config names no issuer or UI client id (COUNTERSIGN_UI_CLIENT_ID)");
+  }
+  const scopes = oidc.scopes || "openid profile";
   return new UserManager({
     authority: oidc.issuer,
     client_id: oidc.client_id,

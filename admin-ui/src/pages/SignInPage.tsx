@@ -3,7 +3,7 @@ import { useQuery } from "@tanstack/react-query";
 import { useNavigate, useSearch } from "@tanstack/react-router";
 import { useState, type FormEvent } from "react";
 
-import { useDevToken, useRuntimeConfig, type RuntimeConfig } from "../api/auth";
+import { signInMethod, useDevToken, useRuntimeConfig, type RuntimeConfig } from "../api/auth";
 import { api, unwrap } from "../api/client";
 import { ProblemAlert } from "../components/ProblemAlert";
 import { LoadingState } from "../components/States";
@@ -31,8 +31,14 @@ export function SignInPage() {
           </Text>
           {config.isPending && <LoadingState label="Loading configuration" />}
           {config.isError && <ProblemAlert error={config.error} title="The service could not be reached" />}
-          {config.data?.auth_mode === "dev" && <DevSignIn />}
-          {config.data?.auth_mode === "oidc" && <OidcSignIn config={config.data} />}
+          {config.data && signInMethod(config.data) === "dev" && <DevSignIn />}
+          {config.data && signInMethod(config.data) === "oidc" && <OidcSignIn config={config.data} />}
+          {config.data && signInMethod(config.data) === "none" && (
+            <ProblemAlert
+              error={new Error("This service offers no way to sign in from the browser: dev tokens are off, or OIDC has no UI client (COUNTERSIGN_UI_CLIENT_ID).")}
+              title="Sign-in is not configured"
+            />
+          )}
         </Stack>
       </Paper>
     </Center>
@@ -110,7 +116,6 @@ function DevSignIn() {
             setMissing(false);
           }}
           error={missing ? "Enter a username" : undefined}
-          autoFocus
           required
         />
         <MultiSelect

@@ -7,7 +7,16 @@ export const problem = (status: number, body: Record<string, unknown>) =>
   HttpResponse.json({ status, title: "Problem", ...body }, { status, headers: { "Content-Type": "application/problem+json" } });
 
 export const server = setupServer(
-  http.get("*/v1/config", () => HttpResponse.json({ auth_mode: "dev", env: "development" })),
+  http.get("*/v1/config", () => HttpResponse.json({
+      auth_mode: "dev",
+      dev_tokens: true,
+      env: "development",
+      oidc: null,
+      role_admin: "AWE_ADMIN",
+      role_viewer: "AWE_VIEWER",
+      service_version: "0.0.0",
+      test_hooks: false,
+    })),
   // The sign-in page's user picker asks for a read-only token first.
   http.post("*/v1/dev/token", () => HttpResponse.json({ access_token: "x.e30.sig", expires_at: "2030-01-01T00:00:00Z" })),
   http.get("*/v1/admin/directory/users", () =>

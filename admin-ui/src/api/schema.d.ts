@@ -667,6 +667,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/requests/{request_id}/diagram-link": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Diagram Link
+         * @description A signed, short-lived URL of the request's SVG that needs no token (for an `<img>` in a
+         *     caller UI). Anyone who can see the request may ask; the link shows that picture only.
+         */
+        post: operations["requests-create_diagram_link"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/requests/{request_id}/diagram.svg": {
         parameters: {
             query?: never;
@@ -676,7 +697,10 @@ export interface paths {
         };
         /**
          * Get Request Diagram
-         * @description The request's stages as SVG, coloured by status, the current stage highlighted.
+         * @description The request's stages as SVG: coloured by status, the current stage highlighted, who
+         *     approved, who is pending, when each stage is due. With a bearer token (someone who can see
+         *     the request), or without one through a signed link (`exp` and `sig`, see `diagram-link`):
+         *     401 when the link has expired, 403 when its signature is not valid.
          */
         get: operations["requests-get_request_diagram"];
         put?: never;
@@ -719,6 +743,27 @@ export interface paths {
          * @description Recompute the timeline's hash chain.
          */
         get: operations["requests-verify_request_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/requests/{request_id}/evidence": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Request Evidence
+         * @description One JSON document for auditors: the request, its tasks and decisions, its events with
+         *     their hashes and the chain verification, the pinned policy version and its diagram.
+         */
+        get: operations["requests-get_request_evidence"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1197,6 +1242,16 @@ export interface components {
              */
             expires_at: string;
         };
+        /** DiagramLinkOut */
+        DiagramLinkOut: {
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /** Url */
+            url: string;
+        };
         /** DiffChange */
         DiffChange: {
             /** After */
@@ -1283,6 +1338,99 @@ export interface components {
             request_id: string;
             /** Sequence */
             sequence: number;
+        };
+        /**
+         * EvidenceDecision
+         * @description A decision as recorded (the task it was made on, who made it and for whom).
+         */
+        EvidenceDecision: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "approve" | "reject" | "abstain" | "request_changes";
+            /** Actor */
+            actor: string;
+            /** Attachments Ref */
+            attachments_ref: unknown | null;
+            /** Comment */
+            comment: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** On Behalf Of */
+            on_behalf_of: string | null;
+            /**
+             * Request Id
+             * Format: uuid
+             */
+            request_id: string;
+            /** Stage Order */
+            stage_order: number;
+            /**
+             * Task Id
+             * Format: uuid
+             */
+            task_id: string;
+        };
+        /** EvidenceOut */
+        EvidenceOut: {
+            /**
+             * Decisions
+             * @description oldest first
+             */
+            decisions: components["schemas"]["EvidenceDecision"][];
+            /**
+             * Events
+             * @description the timeline, ascending by sequence
+             */
+            events: components["schemas"]["EventOut"][];
+            /**
+             * Format
+             * @description version of this document's shape
+             * @default countersign.evidence/v1
+             * @constant
+             */
+            format: "countersign.evidence/v1";
+            /**
+             * Generated At
+             * Format: date-time
+             */
+            generated_at: string;
+            /**
+             * Generated By
+             * @description the principal id that downloaded it
+             */
+            generated_by: string;
+            /** @description the policy version the request is pinned to */
+            policy: components["schemas"]["PolicyOut"];
+            /**
+             * Policy Diagram Svg
+             * @description that version's diagram (SVG)
+             */
+            policy_diagram_svg: string;
+            request: components["schemas"]["RequestOut"];
+            /**
+             * Request Diagram Svg
+             * @description the request's diagram (SVG) when the bundle was made
+             */
+            request_diagram_svg: string;
+            /** Service Version */
+            service_version: string;
+            /**
+             * Tasks
+             * @description every task of every cycle, oldest first
+             */
+            tasks: components["schemas"]["TaskOut"][];
+            /** @description the hash chain recomputed over `events` when the bundle was made */
+            verification: components["schemas"]["ChainVerification"];
         };
         /**
          * OidcClientOut
@@ -1606,7 +1754,7 @@ export interface components {
             /** Name */
             name: string;
             /** Parallel Group */
-            parallel_group: string | null;
+            parallel_group: number | null;
             /** Stage Order */
             stage_order: number;
             /**
@@ -1614,6 +1762,22 @@ export interface components {
              * @enum {string}
              */
             status: "pending" | "resolving" | "active" | "approved" | "rejected" | "skipped" | "cancelled";
+        };
+        /**
+         * ResolutionTrace
+         * @description How a simulated stage got its people: rules, separation of duties, delegations, skip_if.
+         */
+        ResolutionTrace: {
+            /** Delegations */
+            delegations: components["schemas"]["TracedDelegation"][];
+            /** Removed */
+            removed: components["schemas"]["TracedRemoval"][];
+            /** Rules */
+            rules: components["schemas"]["TracedRule"][];
+            /** Skip Condition */
+            skip_condition: unknown | null;
+            /** Skip Result */
+            skip_result: boolean | null;
         };
         /** ResubmitIn */
         ResubmitIn: {
@@ -1736,6 +1900,8 @@ export interface components {
             context?: {
                 [key: string]: unknown;
             };
+            /** Creator */
+            creator?: string | null;
             /** Requester */
             requester?: string | null;
         };
@@ -1778,6 +1944,7 @@ export interface components {
             skipped: boolean;
             /** Stage Order */
             stage_order: number;
+            trace: components["schemas"]["ResolutionTrace"];
         };
         /**
          * StageAdminOut
@@ -1845,7 +2012,7 @@ export interface components {
              */
             on_empty: "block" | "skip";
             /** Parallel Group */
-            parallel_group?: string | null;
+            parallel_group?: number | null;
             /** Reminder Hours */
             reminder_hours?: number | null;
             /** Rules */
@@ -1886,7 +2053,7 @@ export interface components {
              */
             on_empty: "block" | "skip";
             /** Parallel Group */
-            parallel_group?: string | null;
+            parallel_group?: number | null;
             /** Reminder Hours */
             reminder_hours?: number | null;
             /** Rules */
@@ -1986,6 +2153,58 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** TracedDelegation */
+        TracedDelegation: {
+            /** Delegate To */
+            delegate_to: string;
+            /**
+             * Delegation Id
+             * Format: uuid
+             */
+            delegation_id: string;
+            /** User Id */
+            user_id: string;
+        };
+        /** TracedRemoval */
+        TracedRemoval: {
+            /** Detail */
+            detail: string;
+            /**
+             * Reason
+             * @enum {string}
+             */
+            reason: "requester" | "creator" | "earlier_approver" | "delegate_of_requester" | "delegate_of_creator" | "delegate_of_earlier_approver";
+            /** User Id */
+            user_id: string;
+        };
+        /**
+         * TracedRule
+         * @description One rule of a simulated stage and whom it resolved to (`error`: why it resolved nobody).
+         */
+        TracedRule: {
+            /** Error */
+            error: string | null;
+            /** Index */
+            index: number;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "approver" | "observer";
+            /** Required */
+            required: boolean;
+            /** Resolved */
+            resolved: string[];
+            /**
+             * Rule Type
+             * @enum {string}
+             */
+            rule_type: "user" | "role" | "group" | "expression" | "http";
+            /** Rule Value */
+            rule_value: {
+                [key: string]: unknown;
+            };
+        };
     };
     responses: never;
     parameters: never;
@@ -2009,6 +2228,7 @@ export type DelegationOut = components['schemas']['DelegationOut'];
 export type DeliveryOut = components['schemas']['DeliveryOut'];
 export type DevTokenIn = components['schemas']['DevTokenIn'];
 export type DevTokenOut = components['schemas']['DevTokenOut'];
+export type DiagramLinkOut = components['schemas']['DiagramLinkOut'];
 export type DiffChange = components['schemas']['DiffChange'];
 export type DiffOut = components['schemas']['DiffOut'];
 export type DirectoryClientOut = components['schemas']['DirectoryClientOut'];
@@ -2017,6 +2237,8 @@ export type DirectoryRoleOut = components['schemas']['DirectoryRoleOut'];
 export type DirectoryUserOut = components['schemas']['DirectoryUserOut'];
 export type EscalationRuleIn = components['schemas']['EscalationRuleIn'];
 export type EventOut = components['schemas']['EventOut'];
+export type EvidenceDecision = components['schemas']['EvidenceDecision'];
+export type EvidenceOut = components['schemas']['EvidenceOut'];
 export type OidcClientOut = components['schemas']['OidcClientOut'];
 export type PolicyIn = components['schemas']['PolicyIn'];
 export type PolicyOut = components['schemas']['PolicyOut'];
@@ -2030,6 +2252,7 @@ export type RequestCreate = components['schemas']['RequestCreate'];
 export type RequestCreated = components['schemas']['RequestCreated'];
 export type RequestOut = components['schemas']['RequestOut'];
 export type RequestStageOut = components['schemas']['RequestStageOut'];
+export type ResolutionTrace = components['schemas']['ResolutionTrace'];
 export type ResubmitIn = components['schemas']['ResubmitIn'];
 export type RevokedOut = components['schemas']['RevokedOut'];
 export type RotateIn = components['schemas']['RotateIn'];
@@ -2047,6 +2270,9 @@ export type StageOut = components['schemas']['StageOut'];
 export type TaskOut = components['schemas']['TaskOut'];
 export type TaskPage = components['schemas']['TaskPage'];
 export type TaskStats = components['schemas']['TaskStats'];
+export type TracedDelegation = components['schemas']['TracedDelegation'];
+export type TracedRemoval = components['schemas']['TracedRemoval'];
+export type TracedRule = components['schemas']['TracedRule'];
 export type $defs = Record<string, never>;
 export interface operations {
     "operations-get_jwks": {
@@ -4053,7 +4279,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "image/svg+xml": unknown;
+                    "image/svg+xml": string;
                 };
             };
             /** @description Unauthenticated */
@@ -4454,7 +4680,7 @@ export interface operations {
             };
         };
     };
-    "requests-get_request_diagram": {
+    "requests-create_diagram_link": {
         parameters: {
             query?: never;
             header?: never;
@@ -4471,11 +4697,83 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "image/svg+xml": unknown;
+                    "application/json": components["schemas"]["DiagramLinkOut"];
                 };
             };
             /** @description Unauthenticated */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "requests-get_request_diagram": {
+        parameters: {
+            query?: {
+                /** @description signed link: expiry, unix seconds */
+                exp?: number | null;
+                /** @description signed link: signature */
+                sig?: string | null;
+            };
+            header?: never;
+            path: {
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/svg+xml": string;
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4588,6 +4886,66 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ChainVerification"];
+                };
+            };
+            /** @description Unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "requests-get_request_evidence": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the evidence bundle, as a download */
+            200: {
+                headers: {
+                    /** @description attachment; filename="evidence-<id>.json" */
+                    "Content-Disposition"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvidenceOut"];
                 };
             };
             /** @description Unauthenticated */

@@ -1,9 +1,12 @@
 import "@testing-library/jest-dom/vitest";
 
-import { cleanup } from "@testing-library/react";
+import { cleanup, configure } from "@testing-library/react";
 import { afterAll, afterEach, beforeAll } from "vitest";
 
 import { server } from "./server";
+
+// The machine is shared: give findBy*/waitFor more than the default second before failing.
+configure({ asyncUtilTimeout: 8000 });
 
 // jsdom lacks what Mantine (matchMedia, ResizeObserver) and CodeMirror (Range rects) measure with.
 if (!window.matchMedia) {

@@ -41,6 +41,18 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
     # Seconds to wait before answering (a slow receiver; cut short when the receiver stops).
     delay: float = 0.0
+    # The answer's body, then `padding` more bytes (b".") written as fast as the client takes
+    # them: a huge answer without holding it in memory here.
+    body: bytes = b""
+    padding: int = 0
+    # Seconds between single bytes of the answer (a dripping receiver): from the status line on,
+    # or from the body on when `drip_after_headers`.
+    drip: float = 0.0
+    drip_after_headers: bool = False
+
+    @property
+    def raw(self) -> bool:
+        return bool(self.body or self.padding or self.drip)
 
 
 def retry_after(seconds: int, status: int = 503) -> Reply:
@@ -122,6 +134,7 @@ class Receiver:
         self._calls: list[Call] = []
         self._scripts: dict[str | None, deque[Reply]] = {}
         self._broken = 0
+        self._bytes_sent = 0
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -141,6 +154,12 @@ class Receiver:
         """Requests cut off before their body was complete (not recorded as calls)."""
         with self._lock:
             return self._broken
+
+    @property
+    def bytes_sent(self) -> int:
+        """Bytes of answers (status line to body) written to clients that took them."""
+        with self._lock:
+            return self._bytes_sent
 
     def delivered(self) -> list[Call]:
         """The calls answered with a 2xx."""
@@ -226,6 +245,10 @@ class Receiver:
         with self._lock:
             self._broken += 1
 
+    def _count_sent(self, count: int) -> None:
+        with self._lock:
+            self._bytes_sent += count
+
     def _record(self, call: Call) -> None:
         with self._lock:
             self._calls.append(call)
@@ -259,6 +282,13 @@ class Receiver:
                 )
                 if reply.delay:
                     owner._stopping.wait(reply.delay)
+                if reply.raw:
+                    self.close_connection = True
+                    try:
+                        self._write_raw(reply)
+                    except OSError:
+                        pass  # the client gave up and closed the connection
+                    return
                 try:
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():
@@ -269,6 +299,38 @@ class Receiver:
                     self.end_headers()
                 except OSError:
                     pass  # the client timed out and left
+
+            def _write_raw(self, reply: Reply) -> None:
+                reason = self.responses.get(reply.status, ("",))[0]
+                lines = [f"HTTP/1.1 {reply.status} {reason}"]
+                lines += [f"{name}: {value}" for name, value in reply.headers.items()]
+                lines.append(f"Content-Length: {len(reply.body) + reply.padding}")
+                lines.append("Connection: close")
+                head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+                if reply.drip and not reply.drip_after_headers:
+                    self._drip(head + reply.body + b"." * reply.padding, reply.drip)
+                    return
+                self._send(head)
+                if reply.drip:
+                    self._drip(reply.body + b"." * reply.padding, reply.drip)
+                    return
+                self._send(reply.body)
+                chunk = b"." * 65536
+                left = reply.padding
+                while left > 0 and not owner._stopping.is_set():
+                    self._send(chunk[:left])
+                    left -= min(left, len(chunk))
+
+            def _drip(self, data: bytes, pause: float) -> None:
+                for index in range(len(data)):
+                    self._send(data[index : index + 1])
+                    if owner._stopping.wait(pause):
+                        return
+
+            def _send(self, data: bytes) -> None:
+                self.wfile.write(data)
+                self.wfile.flush()
+                owner._count_sent(len(data))
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # keep test output clean

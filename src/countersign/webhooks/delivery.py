@@ -24,6 +24,7 @@ from sqlalchemy.orm import aliased
 from countersign import __version__
 from countersign.errors import AppError
 from countersign.kit.clock import now
+from countersign.kit.outbound import bounded_request
 from countersign.models import WebhookAttempt, WebhookDelivery
 from countersign.webhooks.secrets import SecretBox, signing_secrets
 from countersign.webhooks.signing import sign_headers
@@ -43,8 +44,17 @@ RETRY_SCHEDULE = (
     timedelta(hours=6),
 )
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
+# One attempt's one deadline: DNS, connect, sending and the whole answer (not per read).
 TIMEOUT_SECONDS = 10.0
+# What is read of a receiver's answer; the start of a failure's body goes in the attempt log.
+MAX_ANSWER_BYTES = 64 * 1024
+ERROR_EXCERPT_CHARS = 300
+# The worker's bound on one delivery job (claim, send, record), enforced by arq, which cancels
+# the job then. The lease outlives it, so a job still running never sees its delivery claimed
+# and sent again in parallel: only a job that is gone (cancelled, killed) lets its lease run out.
+JOB_TIMEOUT = timedelta(seconds=30)
 LEASE = timedelta(seconds=60)
+assert LEASE > JOB_TIMEOUT > timedelta(seconds=TIMEOUT_SECONDS)
 MAX_RETRY_AFTER = timedelta(hours=24)
 JOB_NAME = "webhooks.deliver"
 # The sweep rings again for a delivery still due after this long, with a fresh job id: a doorbell
@@ -153,6 +163,18 @@ async def claim(
     if await _earlier_pending(session, delivery):
         # Per-request order: this one goes when the earlier one is delivered or exhausted.
         return None
+    if delivery.attempt >= MAX_ATTEMPTS:
+        # Every attempt of the schedule was claimed, and the last ones never recorded a result
+        # (their jobs were cancelled or killed mid-send). Giving up here, not only in `record`,
+        # is what stops a job that always dies from being sent again forever.
+        delivery.last_error = (
+            "retries used up; the last attempt never recorded a result "
+            "(its job was cancelled or killed)"
+        )
+        await _exhaust(
+            session, delivery, delivery.last_error, attempts=delivery.attempt
+        )
+        return None
     delivery.lease_until = at + LEASE
     delivery.attempt += 1
     body = delivery.body.encode("utf-8")
@@ -189,8 +211,8 @@ async def claim(
     )
 
 
-def _retry_after(response: httpx.Response) -> timedelta | None:
-    value = response.headers.get("Retry-After")
+def _retry_after(headers: httpx.Headers) -> timedelta | None:
+    value = headers.get("Retry-After")
     if not value:
         return None
     try:
@@ -209,11 +231,14 @@ async def send(client: httpx.AsyncClient, prepared: Prepared) -> Outcome:
         return Outcome(None, prepared.error or "not signed; not sent unsigned", 0)
     started = time.perf_counter()
     try:
-        response = await client.post(
+        answer = await bounded_request(
+            client,
+            "POST",
             prepared.url,
+            deadline=TIMEOUT_SECONDS,
+            max_bytes=MAX_ANSWER_BYTES,
             content=prepared.body,
             headers=prepared.headers,
-            timeout=TIMEOUT_SECONDS,
             follow_redirects=False,
         )
     except httpx.HTTPError as exc:
@@ -223,14 +248,19 @@ async def send(client: httpx.AsyncClient, prepared: Prepared) -> Outcome:
         )
     elapsed = int((time.perf_counter() - started) * 1000)
     abort = (
-        response.headers.get("webhook-delivery", "").strip().lower() == "abort-message"
+        answer.headers.get("webhook-delivery", "").strip().lower() == "abort-message"
     )
     error = None
-    if not 200 <= response.status_code < 300:
-        error = f"HTTP {response.status_code}"
-        if 300 <= response.status_code < 400:
+    if not 200 <= answer.status_code < 300:
+        error = f"HTTP {answer.status_code}"
+        if 300 <= answer.status_code < 400:
             error += " (redirects are not followed)"
-    return Outcome(response.status_code, error, elapsed, _retry_after(response), abort)
+        excerpt = answer.excerpt(ERROR_EXCERPT_CHARS)
+        if excerpt:
+            error += f": {excerpt}"
+    return Outcome(
+        answer.status_code, error, elapsed, _retry_after(answer.headers), abort
+    )
 
 
 def next_delay(
@@ -276,10 +306,6 @@ async def record(
     elif (
         outcome.status_code == 410 or outcome.abort or prepared.attempt >= MAX_ATTEMPTS
     ):
-        delivery.status = "exhausted"
-        delivery.next_attempt_at = None
-        EXHAUSTED.inc()
-        DELIVERIES.labels("exhausted").inc()
         reason = (
             "410 Gone"
             if outcome.status_code == 410
@@ -287,13 +313,13 @@ async def record(
             if outcome.abort
             else "retries used up"
         )
-        log.error(
-            "webhook delivery %s exhausted after %d attempts (%s): %s",
-            delivery.id,
-            prepared.attempt,
-            reason,
-            outcome.error,
+        await _exhaust(
+            session,
+            delivery,
+            f"{reason}: {outcome.error}",
+            attempts=prepared.attempt,
         )
+        return delivery
     else:
         delivery.next_attempt_at = at + next_delay(
             prepared.attempt, outcome.retry_after
@@ -302,6 +328,24 @@ async def record(
         return delivery
     await _release_next(session, delivery)
     return delivery
+
+
+async def _exhaust(
+    session: AsyncSession, delivery: WebhookDelivery, reason: str, *, attempts: int
+) -> None:
+    """Give up on a delivery (counted, logged) and let the next one of its request go."""
+    delivery.status = "exhausted"
+    delivery.next_attempt_at = None
+    delivery.lease_until = None
+    EXHAUSTED.inc()
+    DELIVERIES.labels("exhausted").inc()
+    log.error(
+        "webhook delivery %s exhausted after %d attempts: %s",
+        delivery.id,
+        attempts,
+        reason,
+    )
+    await _release_next(session, delivery)
 
 
 async def _release_next(session: AsyncSession, delivery: WebhookDelivery) -> None:

@@ -88,7 +88,15 @@ def _redis_settings() -> RedisSettings:
 
 class WorkerSettings:
     functions = [
-        func(deliver, name=delivery_service.JOB_NAME, keep_result=0, max_tries=5)
+        func(
+            deliver,
+            name=delivery_service.JOB_NAME,
+            keep_result=0,
+            max_tries=5,
+            # Shorter than the delivery's lease (ADR 0009): a job cancelled at this bound has
+            # let go before anyone else may claim what it was sending.
+            timeout=delivery_service.JOB_TIMEOUT.total_seconds(),
+        )
     ]
     cron_jobs = [
         cron(

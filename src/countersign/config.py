@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     directory_file: Path | None = None
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     outbound_allow: CsvList = Field(default_factory=list)
+    # Webhook attempts in flight at once to one destination (scheme, host, port), per process:
+    # one slow receiver cannot take every worker slot and starve the other callers.
+    webhook_max_per_host: int = Field(default=10, ge=1)
     test_hooks: bool = False
 
     # How long an unknown `kid` waits before the JWKS may be fetched again.

@@ -28,6 +28,7 @@ from countersign.kit.outbound import bounded_request
 from countersign.models import WebhookAttempt, WebhookDelivery
 from countersign.webhooks.secrets import SecretBox, signing_secrets
 from countersign.webhooks.signing import sign_headers
+from countersign.webhooks.slots import destination
 from countersign.worker.queue import enqueue
 
 log = logging.getLogger("countersign.webhooks")
@@ -90,6 +91,7 @@ def notify(delivery: WebhookDelivery, reason: str = "") -> None:
         JOB_NAME,
         job_id(delivery.id, delivery.attempt, reason),
         delivery_id=str(delivery.id),
+        destination=destination(delivery.url),
     )
 
 
@@ -136,6 +138,12 @@ async def _lock(
         .with_for_update(skip_locked=skip_locked)
         .execution_options(populate_existing=True)
     )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def url_of(session: AsyncSession, delivery_id: uuid.UUID) -> str | None:
+    """The delivery's callback URL (it never changes), without locking anything."""
+    statement = select(WebhookDelivery.url).where(WebhookDelivery.id == delivery_id)
     return (await session.execute(statement)).scalar_one_or_none()
 
 
@@ -369,8 +377,8 @@ async def _release_next(session: AsyncSession, delivery: WebhookDelivery) -> Non
 
 async def _due(
     session: AsyncSession, limit: int, *, grace: timedelta = timedelta(0)
-) -> list[tuple[uuid.UUID, int]]:
-    """(id, attempt) of pending deliveries that are due and not leased, first in line per request.
+) -> list[tuple[uuid.UUID, int, str]]:
+    """(id, attempt, url) of pending deliveries that are due and not leased, first in line per request.
 
     Deliveries waiting behind an earlier pending one of their request are left out: they cannot
     be sent yet, and a long queue of them must not fill the batch while other requests wait.
@@ -381,7 +389,7 @@ async def _due(
     at = now()
     earlier = aliased(WebhookDelivery)
     statement = (
-        select(WebhookDelivery.id, WebhookDelivery.attempt)
+        select(WebhookDelivery.id, WebhookDelivery.attempt, WebhookDelivery.url)
         .where(
             WebhookDelivery.status == "pending",
             WebhookDelivery.next_attempt_at <= at,
@@ -399,23 +407,24 @@ async def _due(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return [(row.id, row.attempt) for row in await session.execute(statement)]
+    return [(row.id, row.attempt, row.url) for row in await session.execute(statement)]
 
 
 async def due_ids(session: AsyncSession, *, limit: int = 500) -> list[uuid.UUID]:
     """Deliveries to send now (embedded loop and test hooks)."""
-    return [delivery_id for delivery_id, _ in await _due(session, limit)]
+    return [delivery_id for delivery_id, _, _ in await _due(session, limit)]
 
 
 async def ring_due(session: AsyncSession, *, limit: int = 500) -> int:
     """The sweep: a doorbell for every delivery that is due (and lost its own), after the commit."""
     due = await _due(session, limit, grace=SWEEP_GRACE)
     reason = sweep_reason()
-    for delivery_id, attempt in due:
+    for delivery_id, attempt, url in due:
         enqueue(
             JOB_NAME,
             job_id(delivery_id, attempt, reason),
             delivery_id=str(delivery_id),
+            destination=destination(url),
         )
     return len(due)
 

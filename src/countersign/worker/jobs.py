@@ -9,6 +9,7 @@ import uuid
 from countersign.kit import idempotency
 from countersign.timers import service as timer_service
 from countersign.webhooks import delivery as delivery_service
+from countersign.webhooks import slots
 from countersign.worker.runtime import Runtime
 
 log = logging.getLogger("countersign.worker")
@@ -18,13 +19,34 @@ SWEEP_BATCH = 500
 MAX_PASSES = 1000
 
 
-async def deliver_webhook(runtime: Runtime, delivery_id: uuid.UUID) -> str:
-    """Send one delivery if it is due: claim, POST outside any transaction, record."""
-    async with runtime.transaction() as session:
-        prepared = await delivery_service.claim(session, runtime.box, delivery_id)
-    if prepared is None:
-        return "skipped"
-    outcome = await delivery_service.send(runtime.http_client, prepared)
+async def deliver_webhook(
+    runtime: Runtime, delivery_id: uuid.UUID, destination: str | None = None
+) -> str:
+    """Send one delivery if it is due: claim, POST outside any transaction, record.
+
+    "busy" when its destination has no free slot (`webhooks.slots`): nothing changed, the
+    delivery stays due and the sweep rings for it again. `destination` comes with the doorbell,
+    so a busy job ends before it reads the database.
+    """
+    if destination is None:
+        async with runtime.transaction() as session:
+            url = await delivery_service.url_of(session, delivery_id)
+        if url is None:
+            return "skipped"
+        destination = slots.destination(url)
+    slot = await runtime.host_slots.acquire(destination)
+    if slot is None:
+        return "busy"
+    sent = False
+    try:
+        async with runtime.transaction() as session:
+            prepared = await delivery_service.claim(session, runtime.box, delivery_id)
+        if prepared is None:
+            return "skipped"
+        sent = True
+        outcome = await delivery_service.send(runtime.http_client, prepared)
+    finally:
+        await slot.release(sent=sent)
     async with runtime.transaction() as session:
         await delivery_service.record(session, prepared, outcome)
     return "delivered" if outcome.delivered else "failed"
@@ -67,7 +89,10 @@ async def run_due_locally(runtime: Runtime, *, concurrency: int = 20) -> dict[st
     async def one(delivery_id: uuid.UUID) -> bool:
         async with semaphore:
             try:
-                return await deliver_webhook(runtime, delivery_id) != "skipped"
+                return await deliver_webhook(runtime, delivery_id) not in (
+                    "skipped",
+                    "busy",
+                )
             except Exception:
                 log.exception(
                     "delivery %s failed unexpectedly; it stays due", delivery_id

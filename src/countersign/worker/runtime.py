@@ -14,6 +14,7 @@ from countersign.directory.cache import close_directory
 from countersign.directory.resolver import ApproverResolver
 from countersign.kit.outbound import GuardedTransport, OutboundPolicy
 from countersign.webhooks.secrets import SecretBox
+from countersign.webhooks.slots import HostSlots
 from countersign.worker.queue import JobQueue
 
 
@@ -44,6 +45,7 @@ class Runtime:
     box: SecretBox
     queue: JobQueue
     resolver: ApproverResolver
+    host_slots: HostSlots
     owns_engine: bool = True
 
     @classmethod
@@ -65,6 +67,7 @@ class Runtime:
             box=SecretBox(settings.secret_key.get_secret_value()),
             queue=queue,
             resolver=resolver or default_resolver(settings),
+            host_slots=HostSlots(settings.webhook_max_per_host),
             owns_engine=owns,
         )
         # Http rules go out through the same guarded client and sign with the same secrets.

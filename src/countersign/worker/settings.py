@@ -61,8 +61,12 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await runtime.close()
 
 
-async def deliver(ctx: dict[str, Any], delivery_id: str) -> str:
-    return await jobs.deliver_webhook(ctx["runtime"], uuid.UUID(delivery_id))
+async def deliver(
+    ctx: dict[str, Any], delivery_id: str, destination: str | None = None
+) -> str:
+    return await jobs.deliver_webhook(
+        ctx["runtime"], uuid.UUID(delivery_id), destination
+    )
 
 
 async def sweep(ctx: dict[str, Any]) -> int:

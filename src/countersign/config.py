@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     keycloak_client_secret: SecretStr = SecretStr("")
     # Timeout of each Keycloak call (service-account token and admin API reads), in seconds.
     keycloak_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Bound on all the Keycloak calls of one answer together (a rule's resolution walks pages,
+    # composites and subgroups); the request being resolved is locked meanwhile.
+    keycloak_budget_seconds: float = Field(default=15.0, gt=0)
     # How long the users resolved for one role/group rule are reused before the directory is
     # asked again (0 = every resolution asks). Only the Keycloak directory is cached.
     directory_cache_seconds: float = Field(default=60.0, ge=0)

@@ -28,6 +28,9 @@ the whole hierarchy inline as `subGroups`; otherwise like Keycloak 23+: `subGrou
 children listed only by the children endpoint.
 
 Switches for outage tests: `go_down("refuse" | "503" | "garbage" | "slow")` and `come_back()`;
+`page_delay` (seconds every admin call waits before it answers: a Keycloak slow page after
+page, each call within its timeout) and `drip_seconds` (every answer is written one byte at a
+time with this pause);
 `revoke_tokens()` (every issued token becomes invalid, as after a key rotation) and
 `reject_all_tokens` (even fresh tokens get 401). Every request is recorded in `requests`.
 """
@@ -243,6 +246,9 @@ class KeycloakServer:
         self.legacy_groups = legacy_groups
         self.reject_all_tokens = False
         self.slow_seconds = 3.0
+        self.page_delay = 0.0
+        self.drip_seconds = 0.0
+        self._stopping = threading.Event()
         self._lock = threading.RLock()
         self._tokens: dict[str, float] = {}
         self._outage: Outage | None = None
@@ -313,6 +319,7 @@ class KeycloakServer:
 
     def stop(self) -> None:
         self._release.set()
+        self._stopping.set()  # cut drips and page delays short
         self._stop_serving()
 
     def __enter__(self) -> KeycloakServer:
@@ -383,6 +390,8 @@ class KeycloakServer:
                 if method != "GET":
                     raise _Reply(405)
                 self._authorize(headers)
+                if self.page_delay:
+                    self._stopping.wait(self.page_delay)
                 with self._lock:
                     result = self._admin(segments[3:], query)
             else:
@@ -678,6 +687,9 @@ class KeycloakServer:
                     method, self.path, headers, body
                 )
                 try:
+                    if owner.drip_seconds:
+                        self._drip(status, payload, content_type)
+                        return
                     self.send_response(status)
                     self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(payload)))
@@ -685,6 +697,18 @@ class KeycloakServer:
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test): nothing to answer
+
+            def _drip(self, status: int, payload: bytes, content_type: str) -> None:
+                head = (
+                    f"HTTP/1.0 {status} {self.responses[status][0]}\r\n"
+                    f"Content-Type: {content_type}\r\n"
+                    f"Content-Length: {len(payload)}\r\n\r\n"
+                ).encode("latin-1")
+                data = head + payload
+                for index in range(len(data)):
+                    self.wfile.write(data[index : index + 1])
+                    if owner._stopping.wait(owner.drip_seconds):
+                        return
 
             def do_GET(self) -> None:
                 self._respond("GET")

@@ -409,6 +409,11 @@ FAILURES: dict[str, tuple[Answer | None, str]] = {
         Answer(body=b'{"user_ids": ["alice"]}', drip=RULE_TIMEOUT_SECONDS / 4),
         f"no answer within {RULE_TIMEOUT_SECONDS:g} s",
     ),
+    "an answer larger than 64 KiB": (
+        # Valid JSON naming alice, but never read whole: refused, not parsed.
+        json_answer({"user_ids": ["alice"], "padding": "." * (64 * 1024)}),
+        "the answer is larger than 64 KiB",
+    ),
     "a user id too long to hold a task": (
         users("alice", "x" * 201),
         "is longer than 200 characters",

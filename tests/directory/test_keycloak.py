@@ -427,6 +427,75 @@ async def test_a_keycloak_that_does_not_answer_in_time_is_an_outage(
         await directory.aclose()
 
 
+async def test_a_keycloak_dripping_its_answer_is_cut_off_at_the_call_timeout(
+    keycloak: KeycloakServer, clock: FakeClock
+) -> None:
+    # Each byte comes well within any per-read timeout; the whole answer never within 0.5 s.
+    directory = KeycloakDirectory(
+        keycloak.settings(keycloak_timeout_seconds=0.5), clock=clock
+    )
+    keycloak.drip_seconds = 0.05
+    started = asyncio.get_running_loop().time()
+    try:
+        async with asyncio.timeout(10):
+            with pytest.raises(DirectoryUnavailable, match="Timeout"):
+                await directory.users_in_group("/finance")
+    finally:
+        keycloak.drip_seconds = 0
+        await directory.aclose()
+    assert asyncio.get_running_loop().time() - started < 3
+
+
+async def test_a_keycloak_slow_page_after_page_is_given_up_after_the_budget(
+    clock: FakeClock,
+) -> None:
+    # Every page comes within the per-call timeout; all the pages together take about 3 s.
+    realm = Realm()
+    realm.group("/big")
+    realm.bulk_users("member", 30, groups=["/big"])
+    with KeycloakServer(realm) as keycloak:
+        directory = KeycloakDirectory(
+            keycloak.settings(
+                keycloak_timeout_seconds=1.0, keycloak_budget_seconds=1.0
+            ),
+            clock=clock,
+            page_size=2,
+        )
+        keycloak.page_delay = 0.2
+        started = asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(10):
+                with pytest.raises(
+                    DirectoryUnavailable,
+                    match="within 1 s .COUNTERSIGN_KEYCLOAK_BUDGET_SECONDS",
+                ):
+                    await directory.users_in_group("/big")
+        finally:
+            await directory.aclose()
+        elapsed = asyncio.get_running_loop().time() - started
+        pages = len(paged_queries(keycloak, "/members"))
+    assert elapsed < 2.5
+    assert pages < 15  # given up part way, not every page read
+
+
+async def test_an_answer_larger_than_the_bound_is_an_outage_not_read_whole(
+    clock: FakeClock,
+) -> None:
+    # One page of 100 members of 50 KB each: 5 MB, more than the 4 MiB read of one answer.
+    realm = Realm()
+    realm.group("/big")
+    realm.bulk_users("member", 100, groups=["/big"], first_name="x" * 50_000)
+    with KeycloakServer(realm) as keycloak:
+        directory = KeycloakDirectory(keycloak.settings(), clock=clock)
+        try:
+            with pytest.raises(
+                DirectoryUnavailable, match=f"more than {4 * 1024 * 1024} bytes"
+            ):
+                await directory.users_in_group("/big")
+        finally:
+            await directory.aclose()
+
+
 async def test_the_resolver_reports_an_outage_as_a_resolution_failure(
     directory: KeycloakDirectory, keycloak: KeycloakServer
 ) -> None:

@@ -7,7 +7,8 @@ with a reason, so the stage waits in `resolving` and is retried instead of being
 
 `timeout_seconds` bounds the whole call (DNS, connect, sending, the complete answer), not each
 read: the call runs while the request row is locked, so a resolver that answers slowly, byte by
-byte, must not hold it for longer than the rule says.
+byte, must not hold it for longer than the rule says. At most 64 KiB of the answer are read (a few
+thousand user ids); a longer answer is a resolution failure, never read whole.
 
 Failure reasons end up in `stage_resolution_failed` events, which everyone who can see the request
 reads (requester, approvers), so they show the URL without its query string or fragment: those
@@ -16,7 +17,6 @@ are where API keys tend to be put.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Sequence
@@ -28,6 +28,7 @@ import httpx
 
 from countersign import __version__
 from countersign.kit.clock import now
+from countersign.kit.outbound import MAX_ANSWER_BYTES, bounded_request
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
 # Principal ids live in 200-character columns (task assignee, decision actor), the bound the
@@ -88,25 +89,31 @@ async def call(
         user_agent=f"Countersign/{__version__}",
     )
     try:
-        # httpx's timeout applies to each phase and each read; this one to the call as a whole.
-        async with asyncio.timeout(timeout):
-            response = await client.post(
-                url,
-                content=body,
-                headers=headers,
-                timeout=timeout,
-                follow_redirects=False,
-            )
-    except (httpx.TimeoutException, TimeoutError) as exc:
+        # One deadline for the whole call and at most 64 KiB read (kit.outbound).
+        answer = await bounded_request(
+            client,
+            "POST",
+            url,
+            deadline=timeout,
+            max_bytes=MAX_ANSWER_BYTES,
+            content=body,
+            headers=headers,
+            follow_redirects=False,
+        )
+    except httpx.TimeoutException as exc:
         raise HttpRuleFailed(
             f"http rule {shown}: no answer within {timeout:g} s"
         ) from exc
     except httpx.HTTPError as exc:
         raise HttpRuleFailed(f"http rule {shown}: {type(exc).__name__}: {exc}") from exc
-    if not 200 <= response.status_code < 300:
-        raise HttpRuleFailed(f"http rule {shown}: answered HTTP {response.status_code}")
+    if not 200 <= answer.status_code < 300:
+        raise HttpRuleFailed(f"http rule {shown}: answered HTTP {answer.status_code}")
+    if not answer.complete:
+        raise HttpRuleFailed(
+            f"http rule {shown}: the answer is larger than {MAX_ANSWER_BYTES // 1024} KiB"
+        )
     try:
-        data = response.json()
+        data = answer.json()
     except ValueError as exc:
         raise HttpRuleFailed(f"http rule {shown}: the answer is not JSON") from exc
     user_ids = data.get("user_ids") if isinstance(data, dict) else None

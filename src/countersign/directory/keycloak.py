@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -42,12 +42,14 @@ from countersign.config import Settings
 from countersign.directory.base import DirectoryGroup, DirectoryRole, DirectoryUser
 from countersign.errors import DirectoryUnavailable
 from countersign.kit import clock as service_clock
+from countersign.kit.outbound import BoundedAnswer, bounded_request
 
 logger = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 Params = Mapping[str, str | int]
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 # Items asked for per page. Keycloak's own default is 100 (10 for a group's children), so the
 # adapter always sends `max` explicitly and keeps asking until a page comes back short.
@@ -56,6 +58,8 @@ PAGE_SIZE = 100
 TOKEN_RENEW_MARGIN_SECONDS = 30.0
 # Used when the token response has no usable `expires_in`.
 DEFAULT_TOKEN_LIFETIME_SECONDS = 60.0
+# What is read of one answer: a page of full user representations fits many times over.
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
 
 _NOT_FOUND = frozenset({404})
 ADMIN_ROLES_HINT = (
@@ -91,12 +95,16 @@ class KeycloakDirectory:
         self.admin_url = f"{base}/admin/realms/{realm}"
         self._client_id = settings.keycloak_client_id
         self._client_secret = settings.keycloak_client_secret.get_secret_value()
-        self._timeout = httpx.Timeout(settings.keycloak_timeout_seconds)
+        # Each call as a whole (not each read), and all the calls of one answer together.
+        self._timeout = settings.keycloak_timeout_seconds
+        self._budget = settings.keycloak_budget_seconds
         self._owns_http = http_client is None
         self._http = (
             http_client
             if http_client is not None
-            else httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+            else httpx.AsyncClient(
+                timeout=httpx.Timeout(self._timeout), follow_redirects=False
+            )
         )
         self._clock = clock
         self._page_size = page_size
@@ -109,9 +117,49 @@ class KeycloakDirectory:
         if self._owns_http:
             await self._http.aclose()
 
-    # -- rules -------------------------------------------------------------------------------
+    # -- the Directory protocol: each answer within the budget ------------------------------
 
     async def users_with_role(self, role: str, client: str | None = None) -> list[str]:
+        return await self._within_budget(
+            f"role {role!r}", self._users_with_role(role, client)
+        )
+
+    async def users_in_group(self, path: str) -> list[str]:
+        return await self._within_budget(f"group {path!r}", self._users_in_group(path))
+
+    async def search_users(self, q: str | None = None) -> list[DirectoryUser]:
+        return await self._within_budget("a user search", self._search_users(q))
+
+    async def list_roles(
+        self, client: str | None = None, q: str | None = None
+    ) -> list[DirectoryRole]:
+        return await self._within_budget("a role list", self._list_roles(client, q))
+
+    async def list_groups(self, q: str | None = None) -> list[DirectoryGroup]:
+        return await self._within_budget("a group list", self._list_groups(q))
+
+    async def list_clients(self) -> list[str]:
+        return await self._within_budget("the client list", self._list_clients())
+
+    async def _within_budget(self, what: str, work: Awaitable[T]) -> T:
+        """`work`, given up after `COUNTERSIGN_KEYCLOAK_BUDGET_SECONDS` in all.
+
+        The per-call timeout bounds each call; a resolution makes many (every page, every
+        composite), so a Keycloak answering slowly page after page would hold the request it
+        resolves for (locked) for minutes without this.
+        """
+        try:
+            async with asyncio.timeout(self._budget):
+                return await work
+        except TimeoutError as exc:
+            raise DirectoryUnavailable(
+                f"Keycloak did not finish answering {what} within {self._budget:g} s "
+                "(COUNTERSIGN_KEYCLOAK_BUDGET_SECONDS)"
+            ) from exc
+
+    # -- rules -------------------------------------------------------------------------------
+
+    async def _users_with_role(self, role: str, client: str | None) -> list[str]:
         target = await self._find_role(role, client)
         if target is None:
             return []
@@ -130,7 +178,7 @@ class KeycloakDirectory:
         usernames.update(await self._members_of_trees(groups))
         return sorted(usernames)
 
-    async def users_in_group(self, path: str) -> list[str]:
+    async def _users_in_group(self, path: str) -> list[str]:
         segments = [s for s in path.strip().strip("/").split("/") if s]
         group = None
         if segments:
@@ -149,7 +197,7 @@ class KeycloakDirectory:
 
     # -- pickers -----------------------------------------------------------------------------
 
-    async def search_users(self, q: str | None = None) -> list[DirectoryUser]:
+    async def _search_users(self, q: str | None) -> list[DirectoryUser]:
         params: dict[str, str | int] = {"briefRepresentation": "true"}
         if q:
             params["search"] = q
@@ -170,8 +218,8 @@ class KeycloakDirectory:
             )
         return found
 
-    async def list_roles(
-        self, client: str | None = None, q: str | None = None
+    async def _list_roles(
+        self, client: str | None, q: str | None
     ) -> list[DirectoryRole]:
         if client:
             client_uuid = await self._client_uuid(client)
@@ -192,7 +240,7 @@ class KeycloakDirectory:
                 )
         return roles
 
-    async def list_groups(self, q: str | None = None) -> list[DirectoryGroup]:
+    async def _list_groups(self, q: str | None) -> list[DirectoryGroup]:
         """Every group as a flat list of paths, or those whose path contains `q`.
 
         With `q`, Keycloak's own search narrows the tree first (it answers the top-level groups
@@ -224,7 +272,7 @@ class KeycloakDirectory:
             groups = [g for g in groups if needle in g.path.lower()]
         return groups
 
-    async def list_clients(self) -> list[str]:
+    async def _list_clients(self) -> list[str]:
         clients = []
         for rep in await self._get_all("/clients") or []:
             client_id = _text(rep.get("clientId"))
@@ -422,16 +470,19 @@ class KeycloakDirectory:
 
     async def _send(
         self, path: str, params: Params | None, token: str
-    ) -> httpx.Response:
+    ) -> BoundedAnswer:
         try:
-            return await self._http.get(
+            return await bounded_request(
+                self._http,
+                "GET",
                 self.admin_url + path,
+                deadline=self._timeout,
+                max_bytes=MAX_ANSWER_BYTES,
                 params=params,
                 headers={
                     "Authorization": f"Bearer {token}",
                     "Accept": "application/json",
                 },
-                timeout=self._timeout,
             )
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise DirectoryUnavailable(
@@ -459,15 +510,18 @@ class KeycloakDirectory:
 
     async def _fetch_token(self) -> str:
         try:
-            response = await self._http.post(
+            response = await bounded_request(
+                self._http,
+                "POST",
                 self.token_url,
+                deadline=self._timeout,
+                max_bytes=MAX_ANSWER_BYTES,
                 data={
                     "grant_type": "client_credentials",
                     "client_id": self._client_id,
                     "client_secret": self._client_secret,
                 },
                 headers={"Accept": "application/json"},
-                timeout=self._timeout,
             )
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise DirectoryUnavailable(
@@ -552,7 +606,11 @@ def _require_id(rep: Json, what: str) -> None:
         raise DirectoryUnavailable(f"Keycloak answered {what} without an id")
 
 
-def _json_body(response: httpx.Response, what: str) -> Any:
+def _json_body(response: BoundedAnswer, what: str) -> Any:
+    if not response.complete:
+        raise DirectoryUnavailable(
+            f"Keycloak answered {what} with more than {MAX_ANSWER_BYTES} bytes"
+        )
     try:
         return response.json()
     except ValueError as exc:
@@ -561,7 +619,7 @@ def _json_body(response: httpx.Response, what: str) -> Any:
         ) from exc
 
 
-def _oauth_error(response: httpx.Response) -> str:
+def _oauth_error(response: BoundedAnswer) -> str:
     """`: invalid_client` from an OAuth error body, if there is one (never secrets)."""
     try:
         body = response.json()

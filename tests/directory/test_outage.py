@@ -467,3 +467,28 @@ class TestStuckFilter:
 
         assert await self.listed(flow, "true") == []
         assert await self.listed(flow, "false") == [waiting, fine]
+
+    async def test_a_rule_over_its_evaluation_budget_rejects_like_any_failing_rule(
+        self, flow: Flow
+    ) -> None:
+        # 1 KB of context and a 202-node rule: 200 copies concatenated would be 200 KB.
+        bomb = {"cat": [{"var": "note"}] * 200}
+        second = role_stage(2, "director")
+        second["skip_if"] = {"==": [bomb, ""]}
+        await flow.publish([role_stage(1, "district_officer"), second], key="bomb")
+        request_id = (await flow.start(key="bomb", context={"note": "n" * 1000}))[
+            "request_id"
+        ]
+
+        decided = await flow.decide("alice", request_id)
+
+        assert decided.status_code == 201, decided.text
+        assert decided.json()["request_status"] == "rejected"
+        got = await flow.request(request_id)
+        assert got["outcome_reason"] == "rule_evaluation_failed"
+        [completed] = [
+            e
+            for e in await flow.events_of(request_id, "stage_completed")
+            if e["payload"]["stage_order"] == 2
+        ]
+        assert "would build a value" in completed["payload"]["detail"]

@@ -11,7 +11,9 @@ from countersign.errors import FieldProblem, RuleEvaluationError, RuleUnsafe
 from countersign.policies.rules import (
     ALLOWED_OPERATORS,
     MAX_DEPTH,
+    MAX_EVALUATION_STEPS,
     MAX_NODES,
+    MAX_VALUE_SIZE,
     RuleEvaluator,
     rule_data,
 )
@@ -373,3 +375,60 @@ class TestIsTruthy:
     )
     def test_jsonlogic_truthiness(self, value: Any, truthy: bool) -> None:
         assert RuleEvaluator.is_truthy(value) is truthy
+
+
+class TestEvaluationBudget:
+    """A rule within the size limits can still do unbounded work on its data; evaluation is
+    bounded in steps and in the size of the values it builds (`rule_evaluation_failed`)."""
+
+    def test_iterating_a_huge_list_runs_out_of_steps(self) -> None:
+        rule = {"some": [{"var": "xs"}, {"==": [{"var": ""}, -1]}]}
+        data = {"xs": list(range(MAX_EVALUATION_STEPS))}
+
+        with pytest.raises(RuleEvaluationError, match="steps"):
+            evaluator.evaluate(rule, data, pointer="/skip_if")
+
+    def test_nested_iteration_is_bounded_too(self) -> None:
+        # Quadratic: every item of xs walks all of xs again.
+        inner = {"some": [list(range(400)), {"==": [{"var": ""}, -1]}]}
+        rule = {"some": [list(range(400)), inner]}
+
+        with pytest.raises(RuleEvaluationError, match="steps"):
+            evaluator.evaluate(rule, {})
+
+    @pytest.mark.parametrize(
+        ("operator", "value"),
+        [
+            ("cat", "x" * (MAX_VALUE_SIZE // 10)),
+            ("merge", [0] * (MAX_VALUE_SIZE // 10)),
+        ],
+    )
+    def test_a_concatenation_over_the_size_bound_is_refused_before_it_is_built(
+        self, operator: str, value: Any
+    ) -> None:
+        rule = {operator: [{"var": "v"}] * 11}
+
+        with pytest.raises(RuleEvaluationError, match="would build a value"):
+            evaluator.evaluate(rule, {"v": value})
+
+    def test_nested_concatenations_are_bounded(self) -> None:
+        rule: Any = {"var": "v"}
+        for _ in range(8):
+            rule = {"cat": [rule, rule]}  # doubles each level: 256 copies
+
+        with pytest.raises(RuleEvaluationError, match="would build a value"):
+            evaluator.evaluate(rule, {"v": "y" * 1000})
+
+    def test_ordinary_rules_are_untouched(self) -> None:
+        rule = {"some": [{"var": "xs"}, {"==": [{"var": ""}, 999]}]}
+
+        assert evaluator.evaluate(rule, {"xs": list(range(1000))}) is True
+        assert evaluator.evaluate({"cat": ["a", {"var": "b"}]}, {"b": "c"}) == "ac"
+        assert evaluator.evaluate({"merge": [[1], [2, 3]]}, {}) == [1, 2, 3]
+
+    def test_every_evaluation_gets_a_fresh_budget(self) -> None:
+        rule = {"some": [{"var": "xs"}, {"==": [{"var": ""}, -1]}]}
+        data = {"xs": list(range(MAX_EVALUATION_STEPS // 10))}
+
+        for _ in range(20):  # together far over one budget
+            assert evaluator.evaluate(rule, data) is False

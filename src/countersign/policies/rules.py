@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Final
 
 import json_logic
@@ -36,6 +38,14 @@ ALLOWED_OPERATORS: Final[frozenset[str]] = frozenset(
 
 MAX_DEPTH: Final = 32
 MAX_NODES: Final = 1000
+# Evaluation budget. A 1000-node rule can still do a lot of work on its data: `some`/`all` over a
+# large context list (nested, that is quadratic), `cat`/`merge` of big values again and again.
+# Evaluation runs on the event loop (or a worker's), so it is bounded in steps (one step = one
+# node evaluated, once per list item inside `all`/`some`/`none`) and in the size of every value
+# it builds (characters of a string, items of a list). Over either bound the rule fails like any
+# rule that does not work on its data (ADR 0010: `rule_evaluation_failed`).
+MAX_EVALUATION_STEPS: Final = 50_000
+MAX_VALUE_SIZE: Final = 100_000
 
 # The request's own fields, exposed to rules under `_request` (API.md, "Policies").
 REQUEST_FIELDS: Final = ("requester", "artifact_type", "artifact_id", "policy_key")
@@ -60,15 +70,88 @@ def _trusted_dispatch() -> dict[str, Callable[..., Any]]:
 _TRUSTED: Final = _trusted_dispatch()
 
 
+class BudgetExceeded(Exception):
+    """A rule used more than its evaluation budget (`MAX_EVALUATION_STEPS`, `MAX_VALUE_SIZE`)."""
+
+
+@dataclass
+class _Budget:
+    steps: int = MAX_EVALUATION_STEPS
+    size: int = MAX_VALUE_SIZE
+
+    def spend(self) -> None:
+        self.steps -= 1
+        if self.steps < 0:
+            raise BudgetExceeded(
+                f"rule evaluation took more than {MAX_EVALUATION_STEPS} steps"
+            )
+
+    def check_size(self, value: Any) -> None:
+        if isinstance(value, str | list | tuple) and len(value) > self.size:
+            raise BudgetExceeded(
+                f"rule evaluation built a value of {len(value)} "
+                f"{'characters' if isinstance(value, str) else 'items'} "
+                f"(at most {self.size})"
+            )
+
+
+# One budget per evaluation; a context variable, so concurrent evaluations (tasks, threads) each
+# spend their own.
+_budget: ContextVar[_Budget | None] = ContextVar("jsonlogic_budget", default=None)
+_library_json_logic: Final = json_logic.jsonLogic
+# Operations whose result is a concatenation of their evaluated arguments: the arguments are
+# measured before the library concatenates them, so the value is never built.
+_CONCATENATING: Final = {"cat": str, "merge": list}
+
+
+def _budgeted_json_logic(logic: Any, data: Any = None) -> Any:
+    """The library's `jsonLogic`, charged to the current budget. The library recurses through the
+    module attribute `json_logic.jsonLogic`, which is this function, so every node it evaluates,
+    however deep or however often (`all`/`some` per item), passes here."""
+    budget = _budget.get()
+    if budget is None:
+        return _library_json_logic(logic, data)
+    budget.spend()
+    if isinstance(logic, dict) and len(logic) == 1:
+        ((operator, args),) = logic.items()
+        if operator in _CONCATENATING:
+            values = [
+                _budgeted_json_logic(arg, data)
+                for arg in (args if isinstance(args, list | tuple) else [args])
+            ]
+            total = sum(
+                len(v) if isinstance(v, str | list | tuple) else len(str(v))
+                for v in values
+            )
+            if total > budget.size:
+                raise BudgetExceeded(
+                    f"{operator!r} would build a value of {total} "
+                    f"{'characters' if operator == 'cat' else 'items'} (at most {budget.size})"
+                )
+            # The library's own function for the operator, as its dispatcher would call it.
+            result = _TRUSTED[operator](*values)
+            budget.check_size(result)
+            return result
+    result = _library_json_logic(logic, data)
+    budget.check_size(result)
+    return result
+
+
+json_logic.jsonLogic = _budgeted_json_logic
+
+
 def _library_tampered() -> list[str]:
     current: Mapping[str, Any] = json_logic.operations
     custom: Any = getattr(json_logic, "_custom_operations", {})
-    return sorted(
+    tampered = sorted(
         name
         for name in ALLOWED_OPERATORS
         if current.get(name) is not _TRUSTED[name]
         or (isinstance(custom, dict) and name in custom)
     )
+    if json_logic.jsonLogic is not _budgeted_json_logic:
+        tampered.append("jsonLogic")
+    return tampered
 
 
 class RuleEvaluator:
@@ -182,6 +265,7 @@ class RuleEvaluator:
             raise RuntimeError(
                 f"json_logic operations were overridden: {', '.join(tampered)}; refusing to evaluate"
             )
+        token = _budget.set(_Budget())
         try:
             return json_logic.jsonLogic(logic, dict(data))
         # The library raises whatever Python raises (TypeError, ZeroDivisionError, ValueError,
@@ -192,6 +276,8 @@ class RuleEvaluator:
                 f"JSONLogic rule at {pointer or '/'} could not be evaluated: {type(exc).__name__}: {exc}",
                 [FieldProblem(pointer, detail)],
             ) from exc
+        finally:
+            _budget.reset(token)
 
     @staticmethod
     def is_truthy(value: Any) -> bool:

@@ -25,6 +25,9 @@ class JwksServer:
         self._jwks: dict[str, Any] = jwks if jwks is not None else {"keys": []}
         self._status = 200
         self._request_count = 0
+        # Set = answer at once; cleared by `hold`: requests wait until `release` (a slow IdP).
+        self._answering = threading.Event()
+        self._answering.set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -41,6 +44,13 @@ class JwksServer:
     def set_jwks(self, jwks: dict[str, Any]) -> None:
         with self._lock:
             self._jwks = jwks
+
+    def hold(self) -> None:
+        """Make every request wait (connected, unanswered) until `release`: a stalled IdP."""
+        self._answering.clear()
+
+    def release(self) -> None:
+        self._answering.set()
 
     def fail_with(self, status: int) -> None:
         """Answer every request with `status` (an empty body) until set back to 200."""
@@ -64,6 +74,7 @@ class JwksServer:
 
     def stop(self) -> None:
         """Stop serving: later connections are refused. The port is kept so `url` stays valid."""
+        self._answering.set()  # held requests finish, so shutdown does not wait on them
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -85,7 +96,6 @@ class JwksServer:
 
     def _answer(self, path: str) -> tuple[int, bytes]:
         with self._lock:
-            self._request_count += 1
             if path != JWKS_PATH:
                 return 404, b""
             if self._status != 200:
@@ -97,6 +107,9 @@ class JwksServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                with owner._lock:
+                    owner._request_count += 1
+                owner._answering.wait(timeout=60)
                 status, body = owner._answer(self.path)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -136,6 +137,14 @@ def oidc_settings(jwks_url: str, **overrides: Any) -> Settings:
 
 def dev_settings(data_dir: Path) -> Settings:
     return Settings(auth_mode="dev", data_dir=data_dir)
+
+
+async def background_refresh(verifier: TokenVerifier) -> None:
+    """Wait for the JWKS refresh a verification started in the background."""
+    refresh = verifier._refresh  # the one fetch in flight
+    if refresh is not None:
+        with contextlib.suppress(Exception):
+            await refresh
 
 
 @pytest.fixture
@@ -371,6 +380,10 @@ class TestKeyRotation:
         clock.advance(599)
         await verifier.verify(sign(claims()))
         clock.advance(1)
+        # Past the max age the known key still verifies at once, while one refresh runs in the
+        # background; once it has landed, the withdrawn key is refused.
+        assert (await verifier.verify(sign(claims()))).id == "alice"
+        await background_refresh(verifier)
         with pytest.raises(Unauthenticated, match="'rsa-1' is unknown"):
             await verifier.verify(sign(claims()))
         assert server.request_count == 2
@@ -389,7 +402,42 @@ class TestKeyRotation:
         clock.advance(601)
 
         assert (await verifier.verify(sign(claims()))).id == "alice"
+        await background_refresh(verifier)
+        assert (await verifier.verify(sign(claims()))).id == "alice"
         assert server.request_count == 2
+
+    async def test_a_stalled_refresh_never_blocks_tokens_with_a_known_kid(
+        self, server: JwksServer, http_client: httpx.AsyncClient, clock: FakeClock
+    ) -> None:
+        """One refresh in flight; everyone whose kid is known carries on with the cached keys."""
+        verifier = TokenVerifier(
+            oidc_settings(server.url),
+            http_client,
+            clock=clock,
+            jwks_max_age_seconds=600,
+        )
+        await verifier.verify(sign(claims()))
+        server.set_jwks(
+            {"keys": [rsa_jwk(RSA_KEY, "rsa-1"), rsa_jwk(RSA_KEY_2, "rsa-2")]}
+        )
+        server.hold()  # the IdP stops answering
+        clock.advance(601)  # the cached keys are past their max age: a refresh is due
+        try:
+            new_kid = asyncio.create_task(
+                verifier.verify(sign(claims(), key=RSA_KEY_2, kid="rsa-2"))
+            )
+            # Known kids, while the refresh (and the unknown kid waiting for it) hangs. On the
+            # old code they queued behind the fetch; a generous bound turns a hang into a failure.
+            known = await asyncio.wait_for(
+                asyncio.gather(*(verifier.verify(sign(claims())) for _ in range(20))),
+                timeout=30,
+            )
+            assert {principal.id for principal in known} == {"alice"}
+            assert not new_kid.done(), "the unknown kid waits for the refresh"
+        finally:
+            server.release()
+        assert (await new_kid).id == "alice"
+        assert server.request_count == 2, "one refresh for everyone"
 
     async def test_token_without_kid_uses_the_only_key(
         self, server: JwksServer, http_client: httpx.AsyncClient

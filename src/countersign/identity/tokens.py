@@ -5,11 +5,12 @@ Decisions (see the contract, "Identity"):
   (the RSA-public-key-as-HMAC-secret confusion) and anything else never reach PyJWT's key handling.
 - The JWKS is cached. An unknown `kid` triggers a refetch at most once per
   `jwks_refetch_interval_seconds`, so rotated keys work without a restart while a stream of tokens
-  with made-up kids cannot turn the service into a load generator against the IdP. One lock
-  serialises refetches, so concurrent requests with the same new kid cause one fetch.
+  with made-up kids cannot turn the service into a load generator against the IdP. One fetch is
+  in flight at a time: concurrent requests with the same new kid share it.
 - Known keys are refetched after `jwks_max_age_seconds`, so a key the IdP withdrew stops being
-  accepted; if that refresh fails the cached keys keep working (an IdP blip must not lock everyone
-  out).
+  accepted; the refresh runs in the background while requests with known kids carry on with the
+  keys they have (a slow IdP never stalls them), and if it fails the cached keys keep working (an
+  IdP blip must not lock everyone out).
 - A token that cannot be checked because the JWKS is unreachable and its key is not cached is
   503 `dependency_unavailable`, not 401: the token may be perfectly valid, and a 401 would tell
   the client to throw it away and re-authenticate, which does not help.
@@ -94,7 +95,8 @@ class TokenVerifier:
         self._http = http_client
         self._clock = clock
         self._max_age = jwks_max_age_seconds
-        self._lock = asyncio.Lock()
+        # The one JWKS fetch in flight, shared by every request that needs it.
+        self._refresh: asyncio.Task[None] | None = None
         self._keys: list[_Key] = []
         self._fetched_at: float | None = None  # last successful fetch
         self._attempted_at: float | None = None  # last fetch attempt, successful or not
@@ -159,33 +161,51 @@ class TokenVerifier:
 
     async def _key_for(self, kid: str | None, alg: str) -> _Key:
         key = self._lookup(kid, alg)
-        if key is not None and self._is_fresh():
+        if key is not None:
+            # A known key never waits for the IdP: past its max age it is used while one refresh
+            # runs in the background (a slow or stalled JWKS endpoint must not stall every
+            # request); once that refresh lands, a withdrawn key stops verifying.
+            if not self._is_fresh() and self._may_fetch():
+                self._start_refresh()
             return key
-        async with self._lock:
-            # Whoever held the lock before us may just have fetched what we need.
-            key = self._lookup(kid, alg)
-            if key is not None and self._is_fresh():
-                return key
-            if self._may_fetch():
-                try:
-                    await self._fetch()
-                except JwksUnavailable:
-                    if key is not None:
-                        # Stale but known: keep accepting it until the IdP answers again.
-                        return key
-                    raise DependencyUnavailable(
-                        "the identity provider's signing keys (JWKS) are unreachable"
-                    ) from None
-                key = self._lookup(kid, alg)
-                if key is not None:
-                    return key
-            elif key is not None:
-                return key
-            elif self._last_error is not None:
+        # Unknown kid: wait for the one refresh in flight, or start it (at most one per interval).
+        refresh = self._refresh_in_flight()
+        if refresh is None and self._may_fetch():
+            refresh = self._start_refresh()
+        if refresh is not None:
+            try:
+                await asyncio.shield(refresh)
+            except JwksUnavailable:
                 raise DependencyUnavailable(
                     "the identity provider's signing keys (JWKS) are unreachable"
-                )
+                ) from None
+            key = self._lookup(kid, alg)
+            if key is not None:
+                return key
+        elif self._last_error is not None:
+            raise DependencyUnavailable(
+                "the identity provider's signing keys (JWKS) are unreachable"
+            )
         raise Unauthenticated(_unknown_key_message(kid, alg))
+
+    def _refresh_in_flight(self) -> asyncio.Task[None] | None:
+        task = self._refresh
+        if task is None or task.done():
+            return None
+        if task.get_loop() is not asyncio.get_running_loop():
+            return None  # left behind by another event loop (tests); never awaited from here
+        return task
+
+    def _start_refresh(self) -> asyncio.Task[None]:
+        """The one JWKS fetch in flight (started now unless one already runs)."""
+        running = self._refresh_in_flight()
+        if running is not None:
+            return running
+        task = asyncio.get_running_loop().create_task(self._fetch())
+        # A background refresh nobody awaits still has its failure logged by `_fetch`.
+        task.add_done_callback(_consume_failure)
+        self._refresh = task
+        return task
 
     def _lookup(self, kid: str | None, alg: str) -> _Key | None:
         candidates = [key for key in self._keys if key.can_verify(alg)]
@@ -242,6 +262,11 @@ class TokenVerifier:
             logger.info(
                 "fetched JWKS from %s: kids %s", url, [key.kid for key in self._keys]
             )
+
+
+def _consume_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _checked_header(token: str) -> tuple[str, str | None]:

@@ -59,3 +59,8 @@ class ApprovalRequest(IdMixin, TimestampsMixin, Base):
     # Head of the event hash chain, kept here so appending an event needs no extra read.
     last_sequence: Mapped[int] = mapped_column(default=0)
     last_hash: Mapped[str] = mapped_column(String(64), default="0" * 64)
+    # A request whose timers keep failing (a corrupt row, a bug) is backed off, so the sweep,
+    # which takes the most overdue first, is never monopolised by a few broken requests.
+    # Nullable (NULL = no failure) so the previous release keeps inserting rows (ADR 0005).
+    timer_failures: Mapped[int | None]
+    timers_retry_at: Mapped[datetime | None]

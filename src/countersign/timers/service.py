@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import select, union
+from sqlalchemy import func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from countersign.directory.resolver import ApproverResolver, ResolutionFailed
@@ -48,37 +48,71 @@ class Ran:
         self.counts[kind] = self.counts.get(kind, 0) + n
 
 
+# A request whose timers failed is retried after 30 s, 1, 2, 4... minutes, at most 15.
+FAILURE_BACKOFF_BASE_SECONDS = 30
+FAILURE_BACKOFF_MAX_SECONDS = 900
+
+
 async def due_request_ids(
     session: AsyncSession, *, limit: int = 200
 ) -> list[uuid.UUID]:
-    """Requests with at least one due timer (a hint: each is checked again under its lock)."""
+    """Requests with at least one due timer, the most overdue first (a hint: each is checked
+    again under its lock). Requests backed off after failures wait for their `timers_retry_at`."""
     at = now()
     live = ApprovalRequest.status == "in_review"
-    resolving = select(RequestStage.request_id).where(
-        RequestStage.status == "resolving", RequestStage.next_resolution_at <= at
-    )
-    breached = select(RequestStage.request_id).where(
+    resolving = select(
+        RequestStage.request_id.label("request_id"),
+        RequestStage.next_resolution_at.label("due"),
+    ).where(RequestStage.status == "resolving", RequestStage.next_resolution_at <= at)
+    breached = select(RequestStage.request_id, RequestStage.due_at).where(
         RequestStage.status == "active",
         RequestStage.due_at <= at,
         RequestStage.breach_handled_at.is_(None),
     )
-    reminders = select(Task.request_id).where(
+    reminders = select(Task.request_id, Task.remind_at).where(
         Task.status.in_(engine.LIVE_TASK_STATUSES),
         Task.kind == "approver",
         Task.remind_at <= at,
     )
-    expired = select(ApprovalRequest.id).where(
+    expired = select(ApprovalRequest.id, ApprovalRequest.expires_at).where(
         ApprovalRequest.status.in_(("in_review", "changes_requested")),
         ApprovalRequest.expires_at <= at,
     )
-    candidates = union(resolving, breached, reminders, expired).subquery()
+    candidates = union_all(resolving, breached, reminders, expired).subquery()
+    due = (
+        select(
+            candidates.c.request_id, func.min(candidates.c.due).label("overdue_since")
+        )
+        .group_by(candidates.c.request_id)
+        .subquery()
+    )
     statement = (
         select(ApprovalRequest.id)
-        .where(ApprovalRequest.id.in_(select(candidates.c[0])))
+        .join(due, due.c.request_id == ApprovalRequest.id)
         .where(live | (ApprovalRequest.status == "changes_requested"))
+        .where(
+            ApprovalRequest.timers_retry_at.is_(None)
+            | (ApprovalRequest.timers_retry_at <= at)
+        )
+        # Most overdue first: SLAs are kept in the order they were promised.
+        .order_by(due.c.overdue_since, ApprovalRequest.id)
         .limit(limit)
     )
     return list((await session.execute(statement)).scalars().all())
+
+
+async def record_timer_failure(session: AsyncSession, request_id: uuid.UUID) -> None:
+    """The timers of a request failed (their transaction rolled back): back it off, so the next
+    sweeps serve the other requests first. Reset by the next run that succeeds."""
+    request = await session.get(ApprovalRequest, request_id, with_for_update=True)
+    if request is None:
+        return
+    failures = (request.timer_failures or 0) + 1
+    seconds = min(
+        FAILURE_BACKOFF_BASE_SECONDS * 2 ** (failures - 1), FAILURE_BACKOFF_MAX_SECONDS
+    )
+    request.timer_failures = failures
+    request.timers_retry_at = now() + timedelta(seconds=seconds)
 
 
 async def run_request_timers(
@@ -94,6 +128,10 @@ async def run_request_timers(
     request = await RequestRepository(session).lock(request_id)
     if request is None or request.status not in ("in_review", "changes_requested"):
         return
+    if request.timer_failures:
+        # Committed only if this run succeeds: then the request is healthy again.
+        request.timer_failures = None
+        request.timers_retry_at = None
     policy = await engine.load_policy(session, request)
     ctx = engine.Context(session, request, policy, resolver)
     at = now()

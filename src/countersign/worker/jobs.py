@@ -57,11 +57,12 @@ async def due_deliveries(runtime: Runtime) -> list[uuid.UUID]:
         return await delivery_service.due_ids(session, limit=SWEEP_BATCH)
 
 
-async def run_timers(runtime: Runtime) -> dict[str, int]:
-    """Every due timer (resolution retries, SLA, reminders, expiry), one request per transaction."""
+async def run_timers(runtime: Runtime, *, limit: int = 200) -> dict[str, int]:
+    """Due timers (resolution retries, SLA, reminders, expiry) of up to `limit` requests, the most
+    overdue first, one request per transaction."""
     ran = timer_service.Ran()
     async with runtime.transaction() as session:
-        request_ids = await timer_service.due_request_ids(session)
+        request_ids = await timer_service.due_request_ids(session, limit=limit)
     for request_id in request_ids:
         try:
             async with runtime.transaction() as session:
@@ -69,7 +70,14 @@ async def run_timers(runtime: Runtime) -> dict[str, int]:
                     session, request_id=request_id, resolver=runtime.resolver, ran=ran
                 )
         except Exception:
-            log.exception("timers of request %s failed; they stay due", request_id)
+            log.exception(
+                "timers of request %s failed; backed off, they stay due", request_id
+            )
+            try:
+                async with runtime.transaction() as session:
+                    await timer_service.record_timer_failure(session, request_id)
+            except Exception:
+                log.exception("could not back off the timers of request %s", request_id)
     async with runtime.transaction() as session:
         ran.add("idempotency_keys_purged", await idempotency.purge_expired(session))
     return ran.counts

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     directory_file: Path | None = None
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     outbound_allow: CsvList = Field(default_factory=list)
+    # Client ids (`azp`) whose tokens act as that caller; empty = every azp (see identity/principal.py).
+    caller_clients: CsvList = Field(default_factory=list)
     # Webhook attempts in flight at once to one destination (scheme, host, port), per process:
     # one slow receiver cannot take every worker slot and starve the other callers.
     webhook_max_per_host: int = Field(default=10, ge=1)
@@ -118,7 +120,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
 
-    @field_validator("oidc_issuers", "outbound_allow", mode="before")
+    @field_validator("oidc_issuers", "outbound_allow", "caller_clients", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)

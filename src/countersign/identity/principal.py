@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -23,11 +23,15 @@ class Principal:
     # The OAuth client that obtained the token (`azp`), else the principal id. Owns webhook
     # secrets, idempotency keys and the one-live-request-per-artifact rule.
     caller: str
+    # The token's `azp` claim as it is, for display; never a grant by itself.
     azp: str | None
     sub: str
     roles: frozenset[str]
     is_admin: bool
     is_viewer: bool
+    # The `azp` this token may act as (visibility of that client's requests, cancel): the token's
+    # `azp`, unless COUNTERSIGN_CALLER_CLIENTS is set and does not list it (then None).
+    client: str | None = None
     # Kept out of eq/hash (a mapping is not hashable) and out of repr (it may hold e-mail
     # addresses and names that have no business in logs).
     claims: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -38,7 +42,12 @@ class Principal:
 
 
 def principal_from_claims(
-    claims: Mapping[str, Any], *, client_id: str, role_admin: str, role_viewer: str
+    claims: Mapping[str, Any],
+    *,
+    client_id: str,
+    role_admin: str,
+    role_viewer: str,
+    caller_clients: Collection[str] = (),
 ) -> Principal:
     """Map verified token claims to a `Principal`.
 
@@ -48,6 +57,12 @@ def principal_from_claims(
     `AWE_ADMIN` role make its holder an admin here. A top-level `roles` claim is not read either;
     dev tokens put their roles in `realm_access`, as Keycloak does. An empty `client_id` means
     realm roles only.
+
+    `caller_clients` (COUNTERSIGN_CALLER_CLIENTS): when non-empty, only a token whose `azp` is
+    listed acts as that caller (sees and cancels the client's requests, uses its webhook secrets
+    and idempotency keys); any other token is only its own principal. A public client (the admin
+    UI, a registry's browser app) lets any user of the realm obtain a token with its `azp`, so
+    without this list every such user would act as that client.
 
     Raises `Unauthenticated` when the claims name nobody (no usable id claim).
     """
@@ -63,10 +78,16 @@ def principal_from_claims(
         if isinstance(resource_access, Mapping):
             roles |= frozenset(_roles_of(resource_access.get(client_id)))
     is_admin = role_admin in roles
+    client = (
+        azp
+        if azp is not None and (not caller_clients or azp in caller_clients)
+        else None
+    )
     return Principal(
         id=principal_id,
-        caller=azp or principal_id,
+        caller=client or principal_id,
         azp=azp,
+        client=client,
         # Keycloak can omit `sub` from lightweight access tokens; the principal id stands in.
         sub=_string(claims.get("sub")) or principal_id,
         roles=roles,

@@ -118,6 +118,7 @@ class TokenVerifier:
             client_id=self.settings.oidc_client_id,
             role_admin=self.settings.role_admin,
             role_viewer=self.settings.role_viewer,
+            caller_clients=self.settings.caller_clients,
         )
 
     def _decode(self, token: str, key: _Key, alg: str) -> dict[str, Any]:

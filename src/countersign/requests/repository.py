@@ -61,8 +61,8 @@ def visible_to(principal: Principal) -> ColumnElement[bool]:
             Task.request_id == ApprovalRequest.id, Task.assignee == principal.id
         ),
     ]
-    if principal.azp:
-        conditions.append(ApprovalRequest.source_client == principal.azp)
+    if principal.client:
+        conditions.append(ApprovalRequest.source_client == principal.client)
     return or_(*conditions) if conditions else false()
 
 

@@ -244,7 +244,7 @@ async def _lock_visible(
 
 def _is_creating_caller(principal: Principal, request: ApprovalRequest) -> bool:
     return principal.id == request.source_service or (
-        principal.azp is not None and principal.azp == request.source_client
+        principal.client is not None and principal.client == request.source_client
     )
 
 

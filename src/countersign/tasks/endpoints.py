@@ -73,12 +73,12 @@ async def _scope(
             return TaskFilter(assignee=None)
         # Who else is still pending stays private: completed tasks plus the principal's own.
         return TaskFilter(
-            assignee=None, own_plus_completed=principal.id, own_azp=principal.azp
+            assignee=None, own_plus_completed=principal.id, own_azp=principal.client
         )
     if assignee == "*" and _is_awe_alias(request) and not statuses:
         # AWE clients read "everyone's" inbox this way; AWE answered with completed tasks + own.
         return TaskFilter(
-            assignee=None, own_plus_completed=principal.id, own_azp=principal.azp
+            assignee=None, own_plus_completed=principal.id, own_azp=principal.client
         )
     raise Forbidden("listing other users' tasks needs the admin or viewer role")
 

@@ -151,12 +151,10 @@ def cmd_worker(args: argparse.Namespace) -> None:
         sys.exit(
             "countersign: `worker` needs COUNTERSIGN_REDIS_URL; without Redis, `serve` runs the worker in-process"
         )
-    from arq.worker import check_health
-
-    from countersign.worker.settings import WorkerSettings, run
+    from countersign.worker.settings import check_health, run
 
     if args.check:
-        sys.exit(check_health(WorkerSettings))  # type: ignore[arg-type]
+        sys.exit(check_health())
     # Not arq's run_worker: that one exits for good when Redis restarts.
     run()
 

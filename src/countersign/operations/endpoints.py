@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
@@ -17,8 +18,12 @@ from countersign.config import Settings
 from countersign.errors import DependencyUnavailable, NotFound, NotReady
 from countersign.identity.tokens import TokenVerifier
 from countersign.kit.problem import problem_body, problem_responses, trace_id_of
+from countersign.worker.queue import redis_client
 
 router = APIRouter(tags=["operations"])
+
+# What the health check waits for Redis's PING (a readiness probe's timeout is a few seconds).
+HEALTH_REDIS_SECONDS = 2.0
 
 
 async def _check_database(request: Request) -> str:
@@ -33,13 +38,11 @@ async def _check_database(request: Request) -> str:
 async def _check_redis(settings: Settings) -> str:
     if not settings.redis_url:
         return "DISABLED"
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(
-        settings.redis_url, socket_connect_timeout=2, socket_timeout=2
-    )
+    client = redis_client(settings.redis_url)
     try:
-        await client.ping()
+        # A Redis that accepts connections but never answers is DOWN, and says so promptly.
+        async with asyncio.timeout(HEALTH_REDIS_SECONDS):
+            await client.ping()
     except Exception:
         return "DOWN"
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -69,40 +70,90 @@ class LocalQueue:
             self.wakeup.set()
 
 
+# Every Redis client of the service (the API's doorbell, the health check, the worker's arq pool)
+# gives up on a Redis that accepts connections but does not answer, instead of waiting forever.
+REDIS_CONNECT_TIMEOUT_SECONDS = 2.0
+REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
+# One doorbell (enqueue after commit) waits at most this long; it runs before the API answers.
+DOORBELL_TIMEOUT_SECONDS = 1.0
+# After a doorbell failed, the next ones are skipped this long (the sweep rings for their work),
+# so an unanswering Redis costs one request a second, not every request.
+DOORBELL_PAUSE_SECONDS = 5.0
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
+
+
+def redis_client(url: str) -> Any:
+    """A redis-py client for `url` with the service's connect and socket timeouts."""
+    from redis.asyncio import Redis
+
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+        socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+    )
+
+
+def arq_pool(url: str) -> Any:
+    """An arq pool for `url` with the same timeouts; it connects at its first command.
+
+    Not `arq.create_pool`: arq's settings have a connect timeout only, and its first `PING`
+    would wait forever on a Redis that accepted the connection and says nothing.
+    """
+    from arq.connections import ArqRedis
+
+    return ArqRedis.from_url(
+        url,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+        socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+    )
+
+
 class ArqQueue:
     """Production: one arq job per piece of work, with a stable job id so duplicates collapse.
 
-    Connects lazily, so the API starts (and keeps committing work) while Redis is down.
+    Connects lazily, so the API starts (and keeps committing work) while Redis is down. Best
+    effort, bounded: each job gets `DOORBELL_TIMEOUT_SECONDS`, the first failure skips the rest
+    and pauses doorbells for `DOORBELL_PAUSE_SECONDS`; the sweep delivers what they left.
     """
 
-    def __init__(self, redis: Any = None, *, url: str | None = None) -> None:
+    def __init__(
+        self,
+        redis: Any = None,
+        *,
+        url: str | None = None,
+        timeout: float = DOORBELL_TIMEOUT_SECONDS,
+        pause: float = DOORBELL_PAUSE_SECONDS,
+    ) -> None:
         self.redis = redis
         self.url = url
-        # Concurrent first sends must share one pool, not each open one (and leak the rest).
-        self._connecting = asyncio.Lock()
+        self.timeout = timeout
+        self.pause = pause
+        self._paused_until = 0.0
 
-    async def _pool(self) -> Any:
-        async with self._connecting:
-            if self.redis is None:
-                from arq import create_pool
-                from arq.connections import RedisSettings
-
-                settings = RedisSettings.from_dsn(self.url or "redis://127.0.0.1:6379")
-                settings.conn_retries = 0
-                settings.conn_timeout = 2
-                self.redis = await create_pool(settings)
-            return self.redis
+    def _pool(self) -> Any:
+        if self.redis is None:
+            self.redis = arq_pool(self.url or DEFAULT_REDIS_URL)
+        return self.redis
 
     async def send(self, jobs: list[Job]) -> None:
+        if time.monotonic() < self._paused_until:
+            log.debug("doorbells paused; %d job(s) left to the sweep", len(jobs))
+            return
+        redis = self._pool()
+        sent = 0
         try:
-            redis = await self._pool()
             for job in jobs:
-                await redis.enqueue_job(job.name, _job_id=job.job_id, **job.kwargs)
+                async with asyncio.timeout(self.timeout):
+                    await redis.enqueue_job(job.name, _job_id=job.job_id, **job.kwargs)
+                sent += 1
         except Exception:
             # Redis is only a doorbell: the sweep re-enqueues anything due from PostgreSQL.
+            self._paused_until = time.monotonic() + self.pause
             log.warning(
-                "could not enqueue %d job(s); the sweep will pick them up",
-                len(jobs),
+                "could not enqueue %d job(s); the sweep will pick them up "
+                "(doorbells paused for %g s)",
+                len(jobs) - sent,
+                self.pause,
                 exc_info=True,
             )
 

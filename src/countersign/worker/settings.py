@@ -16,6 +16,7 @@ import uuid
 from typing import Any
 
 from arq.connections import RedisSettings
+from arq.constants import default_queue_name, health_check_key_suffix
 from arq.cron import cron
 from arq.worker import create_worker, func
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -24,7 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from countersign.config import get_settings
 from countersign.webhooks import delivery as delivery_service
 from countersign.worker import jobs
-from countersign.worker.queue import ArqQueue
+from countersign.worker.queue import DEFAULT_REDIS_URL, ArqQueue, arq_pool, redis_client
 from countersign.worker.runtime import Runtime
 
 log = logging.getLogger("countersign.worker")
@@ -49,6 +50,8 @@ def _sweep_seconds() -> set[int]:
 SWEEP_SECONDS = _sweep_seconds()
 # After losing Redis, wait this long before starting over (arq then retries the connection).
 RESTART_DELAY_SECONDS = 1.0
+HEALTH_CHECK_KEY = default_queue_name + health_check_key_suffix
+HEALTH_CHECK_SECONDS = 5.0
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -82,12 +85,8 @@ async def sweep_timers(ctx: dict[str, Any]) -> dict[str, int]:
 
 
 def _redis_settings() -> RedisSettings:
-    url = get_settings().redis_url or "redis://127.0.0.1:6379"
-    settings = RedisSettings.from_dsn(url)
-    # Keep retrying while Redis restarts instead of exiting.
-    settings.conn_retries = 60
-    settings.conn_retry_delay = 1
-    return settings
+    """Where the queue is, for arq's bookkeeping; `run` hands arq the pool it connects with."""
+    return RedisSettings.from_dsn(get_settings().redis_url or DEFAULT_REDIS_URL)
 
 
 class WorkerSettings:
@@ -134,6 +133,32 @@ class WorkerSettings:
     poll_delay = float(os.environ.get("COUNTERSIGN_WORKER_POLL_DELAY", "0.05"))
 
 
+def check_health() -> int:
+    """`countersign worker --check`: 0 when a worker wrote its health key recently, else 1.
+
+    arq's `check_health`, with the service's Redis timeouts and an overall bound, so a probe
+    against an unanswering Redis fails instead of hanging.
+    """
+
+    async def check() -> int:
+        client = redis_client(get_settings().redis_url or DEFAULT_REDIS_URL)
+        try:
+            async with asyncio.timeout(HEALTH_CHECK_SECONDS):
+                found = await client.get(HEALTH_CHECK_KEY)
+        except Exception as exc:
+            log.warning("health check failed: Redis did not answer (%s)", exc)
+            return 1
+        finally:
+            await client.aclose()
+        if not found:
+            log.warning("health check failed: no health check sentinel value found")
+            return 1
+        log.info("health check successful: %s", found)
+        return 0
+
+    return asyncio.run(check())
+
+
 def run() -> None:
     """Run the arq worker until SIGTERM/SIGINT, starting it over whenever Redis goes away.
 
@@ -144,7 +169,12 @@ def run() -> None:
     """
     while True:
         stopped: list[int] = []
-        worker = create_worker(WorkerSettings)  # type: ignore[arg-type]
+        # Our pool, with socket timeouts: arq's own would wait forever on a Redis that accepts
+        # connections and never answers. A timeout ends this worker; the loop starts another.
+        worker = create_worker(
+            WorkerSettings,  # type: ignore[arg-type]
+            redis_pool=arq_pool(get_settings().redis_url or DEFAULT_REDIS_URL),
+        )
         _watch_signals(worker, stopped)
         try:
             worker.run()

@@ -1,0 +1,179 @@
+// Webhook deliveries with their attempts and a per-delivery `Retry` (Deliveries page and the
+// request page share it).
+import { ActionIcon, Button, Group, Table, Text, VisuallyHidden } from "@mantine/core";
+import { notifications } from "@mantine/notifications";
+import { Fragment, useState } from "react";
+
+import { useAttempts, useRetryDelivery } from "../api/operations";
+import type { DeliveryOut } from "../api/schema";
+import { formatDateTime } from "../lib/format";
+import { ApiError } from "../lib/problem";
+import { AnchorLink } from "./links";
+import { ProblemAlert } from "./ProblemAlert";
+import { LoadingState } from "./States";
+import { StatusBadge } from "./StatusBadge";
+
+function Attempts({ id }: { id: string }) {
+  const attempts = useAttempts(id);
+  if (attempts.isPending) return <LoadingState label="Loading attempts" />;
+  if (attempts.isError) return <ProblemAlert error={attempts.error} />;
+  if (attempts.data.length === 0) return <Text size="sm" c="dimmed">No attempt yet.</Text>;
+  return (
+    <Table withTableBorder aria-label="Attempts" fz="sm">
+      <Table.Thead>
+        <Table.Tr>
+          <Table.Th>Attempt</Table.Th>
+          <Table.Th>Started</Table.Th>
+          <Table.Th>Status code</Table.Th>
+          <Table.Th>Error</Table.Th>
+          <Table.Th>Trigger</Table.Th>
+          <Table.Th>Duration</Table.Th>
+        </Table.Tr>
+      </Table.Thead>
+      <Table.Tbody>
+        {attempts.data.map((a) => (
+          <Table.Tr key={`${a.attempt}-${a.started_at}`}>
+            <Table.Td>{a.attempt}</Table.Td>
+            <Table.Td>{formatDateTime(a.started_at)}</Table.Td>
+            <Table.Td>{a.status_code ?? "—"}</Table.Td>
+            <Table.Td style={{ wordBreak: "break-word" }}>{a.error ?? "—"}</Table.Td>
+            <Table.Td>{a.trigger}</Table.Td>
+            <Table.Td>{a.duration_ms} ms</Table.Td>
+          </Table.Tr>
+        ))}
+      </Table.Tbody>
+    </Table>
+  );
+}
+
+export function DeliveryTable({
+  deliveries,
+  canRetry,
+  showRequest = true,
+}: {
+  deliveries: DeliveryOut[];
+  canRetry: boolean;
+  showRequest?: boolean;
+}) {
+  const [open, setOpen] = useState<Record<string, boolean>>({});
+  const retry = useRetryDelivery();
+  const [retryError, setRetryError] = useState<{ id: string; error: unknown } | null>(null);
+  const columns = showRequest ? 8 : 7;
+  return (
+    <Table.ScrollContainer minWidth={820}>
+      <Table highlightOnHover aria-label="Deliveries">
+        <Table.Thead>
+          <Table.Tr>
+            <Table.Th w={36}>
+              <VisuallyHidden>Attempts</VisuallyHidden>
+            </Table.Th>
+            <Table.Th>Event</Table.Th>
+            {showRequest && <Table.Th>Request</Table.Th>}
+            <Table.Th>URL</Table.Th>
+            <Table.Th>Status</Table.Th>
+            <Table.Th>Last answer</Table.Th>
+            <Table.Th>Next attempt</Table.Th>
+            <Table.Th>
+              <VisuallyHidden>Actions</VisuallyHidden>
+            </Table.Th>
+          </Table.Tr>
+        </Table.Thead>
+        <Table.Tbody>
+          {deliveries.map((d) => {
+            const expanded = !!open[d.id];
+            return (
+              <Fragment key={d.id}>
+                <Table.Tr>
+                  <Table.Td>
+                    <ActionIcon
+                      variant="subtle"
+                      color="gray"
+                      aria-expanded={expanded}
+                      aria-label={`Attempts of ${d.event_type} #${d.sequence}`}
+                      onClick={() => setOpen((o) => ({ ...o, [d.id]: !expanded }))}
+                    >
+                      <span aria-hidden>{expanded ? "▾" : "▸"}</span>
+                    </ActionIcon>
+                  </Table.Td>
+                  <Table.Td>
+                    <Text size="sm">{d.event_type}</Text>
+                    <Text size="xs" c="dimmed">
+                      #{d.sequence} · {formatDateTime(d.created_at)}
+                    </Text>
+                  </Table.Td>
+                  {showRequest && (
+                    <Table.Td>
+                      <AnchorLink to="/requests/$id" params={{ id: d.request_id }} ff="monospace" size="sm" title={d.request_id}>
+                        {d.request_id.slice(0, 8)}
+                      </AnchorLink>
+                    </Table.Td>
+                  )}
+                  <Table.Td maw={260}>
+                    <Text size="sm" ff="monospace" style={{ wordBreak: "break-all" }}>
+                      {d.url}
+                    </Text>
+                  </Table.Td>
+                  <Table.Td>
+                    <StatusBadge status={d.status} />
+                    <Text size="xs" c="dimmed">
+                      attempt {d.attempt}
+                    </Text>
+                  </Table.Td>
+                  <Table.Td maw={260}>
+                    <Text size="sm">{d.last_status_code ? `HTTP ${d.last_status_code}` : d.last_attempt_at ? "no answer" : "—"}</Text>
+                    {d.last_error && (
+                      <Text size="xs" c="red.8" style={{ wordBreak: "break-word" }}>
+                        {d.last_error}
+                      </Text>
+                    )}
+                  </Table.Td>
+                  <Table.Td>{d.status === "pending" ? formatDateTime(d.next_attempt_at) : "—"}</Table.Td>
+                  <Table.Td>
+                    {canRetry && d.status !== "delivered" && (
+                      <Button
+                        size="xs"
+                        variant="light"
+                        loading={retry.isPending && retry.variables === d.id}
+                        onClick={() => {
+                          setRetryError(null);
+                          retry.mutate(d.id, {
+                            onSuccess: () =>
+                              notifications.show({ color: "green", message: `${d.event_type} re-queued` }),
+                            onError: (error) => setRetryError({ id: d.id, error }),
+                          });
+                        }}
+                      >
+                        Retry
+                      </Button>
+                    )}
+                  </Table.Td>
+                </Table.Tr>
+                {retryError?.id === d.id && (
+                  <Table.Tr>
+                    <Table.Td colSpan={columns}>
+                      <ProblemAlert error={retryError.error} title={retryError.error instanceof ApiError && retryError.error.status === 409 ? "Cannot retry" : undefined} />
+                    </Table.Td>
+                  </Table.Tr>
+                )}
+                {expanded && (
+                  <Table.Tr>
+                    <Table.Td colSpan={columns} bg="gray.0">
+                      <div>
+                        <Group gap="xs" mb={4}>
+                          <Text size="sm" fw={600}>
+                            Attempts
+                          </Text>
+                        </Group>
+                        <Attempts id={d.id} />
+                      </div>
+                    </Table.Td>
+                  </Table.Tr>
+                )}
+              </Fragment>
+            );
+          })}
+        </Table.Tbody>
+      </Table>
+    </Table.ScrollContainer>
+  );
+}

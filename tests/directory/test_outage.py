@@ -461,12 +461,22 @@ class TestStuckFilter:
 
         assert await self.listed(flow, "true") == [waiting]
         assert await self.listed(flow, "false") == [fine]
+        # The row says why: the stage's last resolution error and its next retry.
+        first = (await flow.request(waiting))["stages"][0]
+        assert "Keycloak" in first["resolution_error"]
+        assert first["next_resolution_at"] is not None
+        assert (await flow.request(fine))["stages"][0]["resolution_error"] is None
 
         clock.advance(FIRST_BACKOFF_SECONDS + 1)
         await run_worker(keycloak_app)
 
         assert await self.listed(flow, "true") == []
         assert await self.listed(flow, "false") == [waiting, fine]
+        resolved = (await flow.request(waiting))["stages"][0]
+        assert (resolved["resolution_error"], resolved["next_resolution_at"]) == (
+            None,
+            None,
+        )
 
     async def test_a_rule_over_its_evaluation_budget_rejects_like_any_failing_rule(
         self, flow: Flow

@@ -419,6 +419,11 @@ class TestStuckRequests:
 
         assert await listed(stuck="true") == [failing]
         assert await listed(stuck="false") == [fine]
+        rows = await admin.client.get("/v1/requests", headers=admin.headers)
+        assert {r["id"]: r["exhausted_deliveries"] for r in rows.json()} == {
+            failing: 1,
+            fine: 0,
+        }
         assert await listed() == [failing, fine]
         assert await listed(stuck="true", artifact_id="a") == []
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     and_,
     exists,
     false,
+    func,
     or_,
     select,
     true,
@@ -182,6 +183,25 @@ class RequestRepository:
             if on_behalf_of:
                 people.add(on_behalf_of)
         return people
+
+    async def exhausted_deliveries_of(
+        self, request_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, int]:
+        """request id → how many of its deliveries are `exhausted` (absent: none)."""
+        if not request_ids:
+            return {}
+        statement = (
+            select(WebhookDelivery.request_id, func.count())
+            .where(
+                WebhookDelivery.request_id.in_(list(request_ids)),
+                WebhookDelivery.status == "exhausted",
+            )
+            .group_by(WebhookDelivery.request_id)
+        )
+        return {
+            request_id: int(count)
+            for request_id, count in (await self.session.execute(statement)).all()
+        }
 
     async def list_stages_by_status(
         self, status: str, *, limit: int

@@ -96,6 +96,10 @@ class RequestStageOut(BaseModel):
     mode_value: int | None
     due_at: datetime | None
     counts: StageCounts
+    # While `resolving`: why the last approver resolution failed and when it is retried (the
+    # "error in the row" of the admin UI's stuck view). Null otherwise.
+    resolution_error: str | None
+    next_resolution_at: datetime | None
 
 
 class RequestOut(BaseModel):
@@ -120,6 +124,9 @@ class RequestOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     stages: list[RequestStageOut]
+    # Webhook deliveries of this request that gave up (`exhausted`): with a resolving stage, what
+    # makes a request "stuck" (`GET /v1/requests?stuck=true`).
+    exhausted_deliveries: int
 
 
 class EventOut(_Out):

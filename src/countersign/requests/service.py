@@ -357,8 +357,15 @@ async def request_outs(
                 mode_value=s.mode_value,
                 due_at=s.due_at,
                 counts=StageCounts(**engine.stage_counts(tasks_by_stage.get(s.id, []))),
+                resolution_error=s.last_resolution_error
+                if s.status == "resolving"
+                else None,
+                next_resolution_at=s.next_resolution_at
+                if s.status == "resolving"
+                else None,
             )
         )
+    exhausted = await repository.exhausted_deliveries_of([r.id for r in requests])
     return [
         RequestOut(
             id=request.id,
@@ -382,6 +389,7 @@ async def request_outs(
             created_at=request.created_at,
             updated_at=request.updated_at,
             stages=stages_by_request.get(request.id, []),
+            exhausted_deliveries=exhausted.get(request.id, 0),
         )
         for request in requests
     ]

@@ -132,3 +132,16 @@ export function useSimulate() {
       ),
   });
 }
+
+/** Run the key's recent requests through version `version` and their pinned versions (no writes). */
+export function useReplay() {
+  return useMutation({
+    mutationFn: ({ key, version, limit }: { key: string; version: number; limit: number }) =>
+      unwrap(
+        api.POST("/v1/policies/{policy_key}/versions/{version}/replay", {
+          params: { path: { policy_key: key, version } },
+          body: { limit },
+        }),
+      ),
+  });
+}

@@ -34,7 +34,7 @@ describe("authoring a policy", () => {
     await stage1.getByLabel("Stage name").fill("District officers");
     await stage1.getByLabel("Rule type").selectOption("group");
     // Missing the leading slash: the service refuses it, and says so next to the field.
-    await stage1.getByRole("combobox", { name: "Group" }).fill("districts/D1");
+    await stage1.getByRole("combobox", { name: "Group", exact: true }).fill("districts/D1");
     await page.keyboard.press("Escape");
 
     await page.getByRole("button", { name: "Add stage" }).click();
@@ -45,11 +45,11 @@ describe("authoring a policy", () => {
     await stage2.getByLabel("SLA hours").fill("48");
     await stage2.getByRole("textbox", { name: "Skip if" }).fill('{"<": [{"var": "amount"}, 1000]}');
     await stage2.getByLabel("Rule type").selectOption("role");
-    await stage2.getByRole("combobox", { name: "Role" }).fill("director");
+    await stage2.getByRole("combobox", { name: "Role", exact: true }).fill("director");
     await page.keyboard.press("Escape");
 
     await page.getByRole("button", { name: "Save draft" }).click();
-    const groupField = stage1.getByRole("combobox", { name: "Group" });
+    const groupField = stage1.getByRole("combobox", { name: "Group", exact: true });
     await expect.poll(() => groupField.getAttribute("aria-invalid")).toBe("true");
     const describedBy = (await groupField.getAttribute("aria-describedby")) ?? "";
     const errorText = await page.locator(`[id="${describedBy.split(" ").find((id) => id.includes("error"))}"]`).textContent();

@@ -18,6 +18,7 @@ const cssVariables: CSSVariablesResolver = (t) => {
   const light: Record<string, string> = {
     "--mantine-color-dimmed": t.colors.gray[7],
     "--mantine-color-anchor": t.colors.blue[8],
+    "--mantine-color-error": t.colors.red[8],
   };
   for (const [name, shades] of Object.entries(t.colors)) {
     light[`--mantine-color-${name}-filled`] = shades[8];

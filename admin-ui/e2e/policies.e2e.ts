@@ -65,9 +65,9 @@ describe("authoring a policy", () => {
     await screenshot(page, "policy-editor");
 
     // The JSON view of the whole policy.
-    await page.getByRole("radio", { name: "JSON" }).check({ force: true });
+    await page.locator(`label[for$="-JSON"]`).click();
     await expect.poll(() => page.getByRole("textbox", { name: "Policy as JSON" }).textContent()).toContain('"group": "/districts/D1"');
-    await page.getByRole("radio", { name: "Form" }).check({ force: true });
+    await page.locator(`label[for$="-Form"]`).click();
 
     await page.getByRole("link", { name: "all versions" }).click();
     await h1(page, "Grant approval").waitFor();

@@ -1,4 +1,4 @@
-import { MantineProvider, createTheme, type CSSVariablesResolver } from "@mantine/core";
+import { MantineProvider, Notification, createTheme, type CSSVariablesResolver } from "@mantine/core";
 import { Notifications } from "@mantine/notifications";
 import { QueryClientProvider, type QueryClient } from "@tanstack/react-query";
 import { RouterProvider } from "@tanstack/react-router";
@@ -8,6 +8,13 @@ import type { makeRouter } from "./router";
 export const theme = createTheme({
   primaryColor: "blue",
   defaultRadius: "sm",
+  components: {
+    // Toasts: a named close button, and body text dark enough for WCAG AA.
+    Notification: Notification.extend({
+      defaultProps: { closeButtonProps: { "aria-label": "Close notification" } },
+      styles: { description: { color: "var(--mantine-color-gray-7)" } },
+    }),
+  },
   fontFamily: "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif",
 });
 
@@ -18,7 +25,7 @@ const cssVariables: CSSVariablesResolver = (t) => {
   const light: Record<string, string> = {
     "--mantine-color-dimmed": t.colors.gray[7],
     "--mantine-color-anchor": t.colors.blue[8],
-    "--mantine-color-error": t.colors.red[8],
+    "--mantine-color-error": t.colors.red[9],
   };
   for (const [name, shades] of Object.entries(t.colors)) {
     light[`--mantine-color-${name}-filled`] = shades[8];

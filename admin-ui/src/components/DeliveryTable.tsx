@@ -122,7 +122,7 @@ export function DeliveryTable({
                   <Table.Td maw={260}>
                     <Text size="sm">{d.last_status_code ? `HTTP ${d.last_status_code}` : d.last_attempt_at ? "no answer" : "—"}</Text>
                     {d.last_error && (
-                      <Text size="xs" c="red.8" style={{ wordBreak: "break-word" }}>
+                      <Text size="xs" c="red.9" style={{ wordBreak: "break-word" }}>
                         {d.last_error}
                       </Text>
                     )}

@@ -66,7 +66,7 @@ export function JsonEditor({ label, value, onChange, logic, readOnly, error = []
       />
       <div id={`${id}-messages`} aria-live="polite">
         {problems.map((p) => (
-          <Text key={p} size="xs" c="red.8" mt={4}>
+          <Text key={p} size="xs" c="red.9" mt={4}>
             {p}
           </Text>
         ))}

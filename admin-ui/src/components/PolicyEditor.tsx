@@ -239,7 +239,7 @@ function RuleList({ stage, escalation }: { stage: number; escalation?: boolean }
         />
       ))}
       {errors(listPointer).map((e) => (
-        <Text key={e} size="xs" c="red.8">
+        <Text key={e} size="xs" c="red.9">
           {e}
         </Text>
       ))}
@@ -265,7 +265,7 @@ function StageCard({ index, count, onRemove, onMove }: { index: number; count: n
     <Fieldset legend={`Stage ${n}`} radius="md" aria-label={`Stage ${n}`}>
       <Stack gap="sm">
         {stageLevel.map((e) => (
-          <Text key={e} size="sm" c="red.8">
+          <Text key={e} size="sm" c="red.9">
             {e}
           </Text>
         ))}
@@ -363,7 +363,7 @@ function FormView() {
         <StageCard key={f.id} index={i} count={stages.fields.length} onRemove={() => stages.remove(i)} onMove={(to) => stages.move(i, to)} />
       ))}
       {errors("/stages").map((e) => (
-        <Text key={e} size="sm" c="red.8">
+        <Text key={e} size="sm" c="red.9">
           {e}
         </Text>
       ))}

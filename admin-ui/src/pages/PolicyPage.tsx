@@ -308,7 +308,7 @@ function StageResult({ stage }: { stage: SimulatedStage }) {
                 <Table.Td>
                   <Code>{compactJson(r.rule_value)}</Code>
                 </Table.Td>
-                <Table.Td>{r.error ? <Text c="red.8" size="sm">{r.error}</Text> : r.resolved.length ? r.resolved.join(", ") : "nobody"}</Table.Td>
+                <Table.Td>{r.error ? <Text c="red.9" size="sm">{r.error}</Text> : r.resolved.length ? r.resolved.join(", ") : "nobody"}</Table.Td>
               </Table.Tr>
             ))}
           </Table.Tbody>

@@ -67,7 +67,7 @@ function VersionEditor({ policy }: { policy: PolicyOut }) {
         subtitle={
           <>
             <StatusBadge status={policy.status} /> {policy.policy_key} · created {formatDateTime(policy.created_at)} by {policy.created_by} ·{" "}
-            <AnchorLink to="/policies/$key" params={{ key: policy.policy_key }}>
+            <AnchorLink to="/policies/$key" params={{ key: policy.policy_key }} underline="always">
               all versions
             </AnchorLink>
           </>

@@ -397,7 +397,7 @@ function TimelineSection({ id }: { id: string }) {
               Chain valid ({result.count} events)
             </Text>
           ) : (
-            <Text c="red.8" fw={600} mb="sm">
+            <Text c="red.9" fw={600} mb="sm">
               Chain broken at event {result.broken_at_sequence ?? "?"} (of {result.count})
             </Text>
           ))}

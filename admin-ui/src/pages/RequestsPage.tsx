@@ -147,7 +147,7 @@ export function RequestsPage() {
                             <ShortId id={r.id} />
                           </Text>
                           {reason && (
-                            <Text size="sm" c="red.8" mt={4}>
+                            <Text size="sm" c="red.9" mt={4}>
                               {reason}
                             </Text>
                           )}

@@ -1836,6 +1836,8 @@ export interface components {
             current_stage_order: number | null;
             /** Cycle */
             cycle: number;
+            /** Exhausted Deliveries */
+            exhausted_deliveries: number;
             /**
              * Id
              * Format: uuid
@@ -1886,8 +1888,12 @@ export interface components {
             mode_value: number | null;
             /** Name */
             name: string;
+            /** Next Resolution At */
+            next_resolution_at: string | null;
             /** Parallel Group */
             parallel_group: number | null;
+            /** Resolution Error */
+            resolution_error: string | null;
             /** Stage Order */
             stage_order: number;
             /**

@@ -25,12 +25,13 @@ export function request(over: Partial<RequestOut> = {}): RequestOut {
     callback_url: "http://127.0.0.1:9/callback",
     callback_secret_id: null,
     cycle: 1,
+    exhausted_deliveries: 0,
     completed_at: null,
     created_at: "2026-12-07T10:00:00Z",
     updated_at: "2026-12-07T10:05:00Z",
     stages: [
-      { stage_order: 1, name: "District officers", parallel_group: null, status: "approved", mode: "any-n", mode_value: 1, due_at: null, counts: { approve: 1, reject: 0, abstain: 0, open: 0 } },
-      { stage_order: 2, name: "Director", parallel_group: null, status: "active", mode: "all", mode_value: null, due_at: "2026-12-10T10:00:00Z", counts: { approve: 0, reject: 0, abstain: 0, open: 1 } },
+      { stage_order: 1, name: "District officers", parallel_group: null, status: "approved", mode: "any-n", mode_value: 1, due_at: null, resolution_error: null, next_resolution_at: null, counts: { approve: 1, reject: 0, abstain: 0, open: 0 } },
+      { stage_order: 2, name: "Director", parallel_group: null, status: "active", mode: "all", mode_value: null, due_at: "2026-12-10T10:00:00Z", resolution_error: null, next_resolution_at: null, counts: { approve: 0, reject: 0, abstain: 0, open: 1 } },
     ],
     ...over,
   };

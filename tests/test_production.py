@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,6 +20,7 @@ import yaml
 from cryptography.fernet import Fernet
 
 from countersign.config import Environment, Settings
+from tests.fixtures.server import wait_until_healthy
 from tests.test_cli import COUNTERSIGN, OIDC_ENV, child_env, free_port, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,6 +176,18 @@ def test_the_image_and_the_chart_run_in_production() -> None:
     assert values["config"]["COUNTERSIGN_AUTH_MODE"] == "oidc"
 
 
+@dataclass(frozen=True)
+class _ImageProcess:
+    """The image's command as a `ServerProcess`, so the shared health wait can watch it."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
 def test_the_documented_docker_run_starts(tmp_path: Path) -> None:
     """The image's command, with the image's environment and the documented `-e` settings."""
     port = free_port()
@@ -192,28 +205,14 @@ def test_the_documented_docker_run_starts(tmp_path: Path) -> None:
     env["COUNTERSIGN_MIGRATIONS_DIR"] = str(ROOT / "migrations")
     command = [arg if arg != "8000" else str(port) for arg in dockerfile_command()]
     command[0] = str(COUNTERSIGN)
-    process = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    server = _ImageProcess(process, f"http://127.0.0.1:{port}", log_path)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read() if process.stdout else ""
-                pytest.fail(f"the image's command exited: {output}")
-            try:
-                live = httpx.get(f"http://127.0.0.1:{port}/v1/health/live", timeout=2)
-                if live.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the image's command never answered"
-            time.sleep(0.3)
+        wait_until_healthy(server)
         config = httpx.get(f"http://127.0.0.1:{port}/v1/config", timeout=5).json()
         assert (config["env"], config["auth_mode"]) == ("production", "oidc")
         dev_token = httpx.post(
@@ -222,4 +221,4 @@ def test_the_documented_docker_run_starts(tmp_path: Path) -> None:
         assert dev_token.status_code == 404
     finally:
         process.terminate()
-        process.communicate(timeout=30)  # also closes the pipe
+        process.wait(timeout=30)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -277,3 +279,58 @@ async def test_every_endpoint_is_a_503_while_the_database_is_down_and_recovers(
     created = await outage_client.post("/v1/policies", json=POLICY, headers=admin)
     assert created.status_code == 201, created.text
     assert (await outage_client.get("/v1/health")).status_code == 200
+
+
+@pytest.fixture
+def silent_database() -> Iterator[int]:
+    """A port that accepts TCP connections and never says a word, as a hung database host does."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for connection in held:
+            connection.close()
+        listener.close()
+
+
+async def test_a_database_that_never_answers_is_a_503_within_the_connect_bound(
+    silent_database: int, tmp_path: Path
+) -> None:
+    settings = Settings(
+        env="testing",
+        database_url=f"postgresql+asyncpg://root@127.0.0.1:{silent_database}/countersign",
+        auth_mode="dev",
+        data_dir=tmp_path,
+        directory_file=FIXTURES / "directory.yaml",
+    )
+    app = create_app(settings, in_process_worker=False)
+    async with app.router.lifespan_context(app):
+        headers = bearer(
+            app.state.verifier.dev_issuer.mint("ops-olga", roles=["AWE_ADMIN"])
+        )
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://countersign.test"
+        ) as client:
+            started = time.monotonic()
+            response = await client.get("/v1/policies", headers=headers)
+            waited = time.monotonic() - started
+
+    assert_unavailable(response)
+    # The bound is the connect timeout (5 s), not asyncpg's default of 60 s.
+    assert waited < 30, waited

@@ -84,6 +84,10 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
+# Seconds one PostgreSQL connection attempt may take (TCP, TLS and the startup exchange).
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
 def create_engine(
     url: str, *, pool: bool = True, pool_size: int = 10, max_overflow: int = 20
 ) -> AsyncEngine:
@@ -96,9 +100,19 @@ def create_engine(
         )
         _configure_sqlite(engine)
         return engine
-    kwargs: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
+    # A server that accepts the connection but never answers (a hung host, a full backlog behind
+    # a proxy) must surface as an outage within seconds, not asyncpg's default minute per attempt.
+    kwargs: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "hide_parameters": True,
+        "connect_args": {"timeout": CONNECT_TIMEOUT_SECONDS},
+    }
     if not pool:
-        kwargs = {"poolclass": NullPool, "hide_parameters": True}
+        kwargs = {
+            "poolclass": NullPool,
+            "hide_parameters": True,
+            "connect_args": {"timeout": CONNECT_TIMEOUT_SECONDS},
+        }
     else:
         kwargs.update(pool_size=pool_size, max_overflow=max_overflow)
     return create_async_engine(url, **kwargs)

@@ -1621,6 +1621,28 @@ class TestValidation:
 
         expect_problem(response, "validation_failed")
 
+    @pytest.mark.parametrize(
+        "content",
+        [b'{"policy_key": "\xff\xfe"}', b"\xc3\x28", b'{"a": "\xed\xa0\x80"}'],
+        ids=["invalid-start-byte", "truncated-sequence", "encoded-surrogate"],
+    )
+    async def test_a_body_that_is_not_utf8_is_422_validation_failed(
+        self,
+        client: httpx.AsyncClient,
+        admin_headers: Headers,
+        session: AsyncSession,
+        content: bytes,
+    ) -> None:
+        response = await client.post(
+            POLICIES,
+            content=content,
+            headers={**admin_headers, "Content-Type": "application/json"},
+        )
+
+        problem = expect_problem(response, "validation_failed")
+        assert problem["errors"][0]["detail"]
+        assert await count_rows(session, Policy) == 0
+
     async def test_reports_every_semantic_problem_at_once(
         self, client: httpx.AsyncClient, admin_headers: Headers, session: AsyncSession
     ) -> None:

@@ -127,6 +127,16 @@ async def _http_exception_handler(request: Request, exc: Exception) -> JSONRespo
     assert isinstance(exc, StarletteHTTPException)
     error_class = _HTTP_STATUS_ERRORS.get(exc.status_code)
     detail = exc.detail if isinstance(exc.detail, str) else "request failed"
+    if exc.status_code == 400:
+        # FastAPI's only 400 is a body it could not read (bytes that are not UTF-8, a broken
+        # multipart): to the caller that is a body failing validation like any other.
+        return problem_response(
+            errors.ValidationFailed(
+                "body: not valid UTF-8 JSON",
+                [errors.FieldProblem("", "the body is not valid UTF-8 JSON")],
+            ),
+            request,
+        )
     if error_class is None:
         error: AppError = errors.AppError(detail)
         body = problem_body(

@@ -12,7 +12,6 @@ from countersign.kit.pagination import (
     CursorQuery,
     LimitQuery,
     decode_keyset,
-    encode_keyset,
     set_next_page_headers,
 )
 from countersign.kit.problem import problem_responses
@@ -42,7 +41,7 @@ async def list_audit_entries(
     before = None
     if cursor:
         before = decode_keyset(cursor)
-    entries = await AuditRepository(session).list_entries(
+    page = await AuditRepository(session).list_entries(
         actor=actor,
         action=action,
         resource_type=resource_type,
@@ -50,12 +49,7 @@ async def list_audit_entries(
         since=since,
         until=until,
         before=before,
-        limit=limit + 1,
+        limit=limit,
     )
-    page = list(entries[:limit])
-    next_cursor = None
-    if len(entries) > limit:
-        last = page[-1]
-        next_cursor = encode_keyset(last.created_at, last.id)
-    set_next_page_headers(request, response, next_cursor)
-    return [AuditEntryOut.model_validate(e) for e in page]
+    set_next_page_headers(request, response, page.next_cursor)
+    return [AuditEntryOut.model_validate(e) for e in page.items]

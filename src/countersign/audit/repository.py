@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from countersign.kit.pagination import Page, created_keyset, scalars_page
 from countersign.models import AuditEntry
 
 
@@ -25,12 +25,10 @@ class AuditRepository:
         until: datetime | None,
         before: tuple[datetime, uuid.UUID] | None,
         limit: int,
-    ) -> Sequence[AuditEntry]:
+    ) -> Page[AuditEntry]:
         """Newest first, keyset-paged on (created_at, id)."""
-        statement = (
-            select(AuditEntry)
-            .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
-            .limit(limit)
+        statement = select(AuditEntry).order_by(
+            AuditEntry.created_at.desc(), AuditEntry.id.desc()
         )
         filters = {
             AuditEntry.actor: actor,
@@ -49,4 +47,6 @@ class AuditRepository:
             statement = statement.where(
                 tuple_(AuditEntry.created_at, AuditEntry.id) < before
             )
-        return (await self.session.execute(statement)).scalars().all()
+        return await scalars_page(
+            self.session, statement, limit=limit, cursor_of=created_keyset
+        )

@@ -9,13 +9,11 @@ from fastapi import APIRouter, Request, Response, status
 from countersign.db import SessionDep
 from countersign.delegations import service as delegation_service
 from countersign.delegations.schemas import DelegationCreate, DelegationOut
-from countersign.errors import FieldProblem, ValidationFailed
 from countersign.identity.dependencies import PrincipalDep
 from countersign.kit.pagination import (
     CursorQuery,
     LimitQuery,
     decode_keyset,
-    encode_keyset,
     set_next_page_headers,
 )
 from countersign.kit.problem import problem_responses
@@ -38,29 +36,17 @@ async def list_delegations(
 
     `active=true` keeps the windows open right now; `user_id` keeps one delegator's.
     """
-    after = None
-    if cursor:
-        after = decode_keyset(cursor)
-        if after is None or after[0].tzinfo is None:
-            raise ValidationFailed(
-                "invalid cursor",
-                [FieldProblem("/cursor", "not a cursor this service issued")],
-            )
-    rows = await delegation_service.list_delegations(
+    after = decode_keyset(cursor) if cursor else None
+    page = await delegation_service.list_delegations(
         session,
         principal=principal,
         user_id=user_id,
         active_only=active,
         after=after,
-        limit=limit + 1,
+        limit=limit,
     )
-    page = list(rows[:limit])
-    next_cursor = None
-    if len(rows) > limit:
-        last = page[-1]
-        next_cursor = encode_keyset(last.starts_at, last.id)
-    set_next_page_headers(request, response, next_cursor)
-    return [DelegationOut.model_validate(d) for d in page]
+    set_next_page_headers(request, response, page.next_cursor)
+    return [DelegationOut.model_validate(d) for d in page.items]
 
 
 @router.post(

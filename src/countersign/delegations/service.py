@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, or_, select
@@ -14,6 +13,7 @@ from countersign.delegations.schemas import DelegationCreate, DelegationOut
 from countersign.errors import FieldProblem, Forbidden, TaskNotFound, ValidationFailed
 from countersign.identity.principal import Principal
 from countersign.kit.clock import now
+from countersign.kit.pagination import Page, encode_keyset, scalars_page
 from countersign.models import Delegation
 
 
@@ -65,9 +65,9 @@ async def list_delegations(
     principal: Principal,
     user_id: str | None,
     active_only: bool,
-    after: tuple[datetime, uuid.UUID] | None = None,
-    limit: int | None = None,
-) -> Sequence[Delegation]:
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> Page[Delegation]:
     """Admins and viewers see all (or one user's); everyone else their own and those made to them.
 
     Newest window first (`starts_at`, then id, both descending); `after` is the keyset position of
@@ -96,9 +96,12 @@ async def list_delegations(
                 and_(Delegation.starts_at == starts_at, Delegation.id < last_id),
             )
         )
-    if limit is not None:
-        statement = statement.limit(limit)
-    return (await session.execute(statement)).scalars().all()
+    return await scalars_page(
+        session,
+        statement,
+        limit=limit,
+        cursor_of=lambda d: encode_keyset(d.starts_at, d.id),
+    )
 
 
 async def delete_delegation(

@@ -15,7 +15,6 @@ from countersign.kit.pagination import (
     CursorQuery,
     LimitQuery,
     decode_cursor,
-    encode_cursor,
     set_next_page_headers,
 )
 from countersign.kit.problem import problem_responses
@@ -76,15 +75,9 @@ async def list_policies(
 ) -> list[PolicyOut]:
     """List policies: the newest version of each key, ordered by key."""
     after_key = str(decode_cursor(cursor, size=1)[0]) if cursor else None
-    policies = await policy_service.list_policies(
-        session, after_key=after_key, limit=limit + 1
-    )
-    page = list(policies[:limit])
-    next_cursor = (
-        encode_cursor([page[-1].policy_key]) if len(policies) > limit else None
-    )
-    set_next_page_headers(request, response, next_cursor)
-    return [policy_service.to_policy_out(p) for p in page]
+    page = await policy_service.list_policies(session, after_key=after_key, limit=limit)
+    set_next_page_headers(request, response, page.next_cursor)
+    return [policy_service.to_policy_out(p) for p in page.items]
 
 
 @router.get(

@@ -9,6 +9,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from countersign.kit.pagination import Page, encode_cursor, scalars_page
 from countersign.models import Policy, PolicyStage
 
 
@@ -56,9 +57,7 @@ class PolicyRepository:
         )
         return (await self.session.execute(statement)).scalars().all()
 
-    async def list_latest(
-        self, *, after_key: str | None, limit: int
-    ) -> Sequence[Policy]:
+    async def list_latest(self, *, after_key: str | None, limit: int) -> Page[Policy]:
         """The newest version of each key, ordered by key (keyset-paged)."""
         newest = (
             select(Policy.policy_key, func.max(Policy.version).label("version"))
@@ -73,11 +72,15 @@ class PolicyRepository:
                 & (Policy.version == newest.c.version),
             )
             .order_by(Policy.policy_key)
-            .limit(limit)
         )
         if after_key is not None:
             statement = statement.where(Policy.policy_key > after_key)
-        return (await self.session.execute(statement)).scalars().all()
+        return await scalars_page(
+            self.session,
+            statement,
+            limit=limit,
+            cursor_of=lambda policy: encode_cursor([policy.policy_key]),
+        )
 
     async def list_active_for_artifact_type(
         self, artifact_type: str

@@ -23,6 +23,7 @@ from countersign.errors import (
 from countersign.kit.clock import now
 from countersign.kit.locking import advisory_xact_lock
 from countersign.kit.outbound import OutboundPolicy, decide, default_resolve
+from countersign.kit.pagination import Page
 from countersign.kit.problem import validation_failed
 from countersign.models import Policy, PolicyRule, PolicyStage
 from countersign.policies import domain
@@ -350,7 +351,7 @@ async def list_versions(session: AsyncSession, *, policy_key: str) -> Sequence[P
 
 async def list_policies(
     session: AsyncSession, *, after_key: str | None, limit: int
-) -> Sequence[Policy]:
+) -> Page[Policy]:
     return await PolicyRepository(session).list_latest(after_key=after_key, limit=limit)
 
 

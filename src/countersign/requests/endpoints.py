@@ -26,7 +26,6 @@ from countersign.kit.pagination import (
     CursorQuery,
     LimitQuery,
     decode_keyset,
-    encode_keyset,
     set_next_page_headers,
 )
 from countersign.kit.problem import problem_responses
@@ -153,7 +152,7 @@ async def list_requests(
     before = None
     if cursor:
         before = decode_keyset(cursor)
-    rows = await request_service.list_requests(
+    page = await request_service.list_requests(
         session,
         principal=principal,
         artifact_type=artifact_type,
@@ -164,15 +163,11 @@ async def list_requests(
         created_after=created_after,
         created_before=created_before,
         before=before,
-        limit=limit + 1,
+        limit=limit,
         stuck=stuck,
     )
-    page = list(rows[:limit])
-    next_cursor = None
-    if len(rows) > limit:
-        next_cursor = encode_keyset(page[-1].created_at, page[-1].id)
-    set_next_page_headers(request, response, next_cursor)
-    return await request_service.request_outs(session, page)
+    set_next_page_headers(request, response, page.next_cursor)
+    return await request_service.request_outs(session, page.items)
 
 
 @router.get(

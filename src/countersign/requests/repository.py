@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from countersign.identity.principal import Principal
+from countersign.kit.pagination import Page, created_keyset, scalars_page
 from countersign.models import (
     LIVE_STATUSES,
     ApprovalRequest,
@@ -240,14 +241,12 @@ class RequestRepository:
         created_after: datetime | None,
         created_before: datetime | None,
         before: tuple[datetime, uuid.UUID] | None,
-        limit: int,
         is_stuck: bool | None = None,
     ) -> Select[ApprovalRequest]:
         statement = (
             select(ApprovalRequest)
             .where(visible_to(principal))
             .order_by(ApprovalRequest.created_at.desc(), ApprovalRequest.id.desc())
-            .limit(limit)
         )
         equal = {
             ApprovalRequest.artifact_type: artifact_type,
@@ -272,9 +271,11 @@ class RequestRepository:
         return statement
 
     async def list_requests(
-        self, statement: Select[ApprovalRequest]
-    ) -> Sequence[ApprovalRequest]:
-        return (await self.session.execute(statement)).scalars().all()
+        self, statement: Select[ApprovalRequest], *, limit: int
+    ) -> Page[ApprovalRequest]:
+        return await scalars_page(
+            self.session, statement, limit=limit, cursor_of=created_keyset
+        )
 
 
 class DelegationRepository:

@@ -25,6 +25,7 @@ from countersign.identity.principal import Principal
 from countersign.kit.clock import now, rfc3339
 from countersign.kit.locking import advisory_xact_lock
 from countersign.kit.outbound import OutboundPolicy, check_url_async
+from countersign.kit.pagination import Page
 from countersign.models import ApprovalRequest, CallerSecret, Policy, Task
 from countersign.policies.diagram import DiagramStage, policy_stage, render_diagram
 from countersign.policies.repository import PolicyRepository
@@ -409,7 +410,7 @@ async def list_requests(
     before: tuple[datetime, uuid.UUID] | None,
     limit: int,
     stuck: bool | None = None,
-) -> Sequence[ApprovalRequest]:
+) -> Page[ApprovalRequest]:
     repository = RequestRepository(session)
     statement = repository.list_statement(
         principal,
@@ -421,10 +422,9 @@ async def list_requests(
         created_after=created_after,
         created_before=created_before,
         before=before,
-        limit=limit,
         is_stuck=stuck,
     )
-    return await repository.list_requests(statement)
+    return await repository.list_requests(statement, limit=limit)
 
 
 async def list_events(

@@ -14,7 +14,7 @@ from countersign.directory.dependencies import ResolverDep
 from countersign.errors import AppError, FieldProblem, Forbidden, ValidationFailed
 from countersign.identity.dependencies import AdminDep, PrincipalDep
 from countersign.identity.principal import Principal
-from countersign.kit.pagination import decode_keyset, encode_keyset
+from countersign.kit.pagination import decode_keyset
 from countersign.kit.problem import problem_body, problem_responses
 from countersign.kit.validation import PageQuery
 from countersign.requests.repository import RequestRepository
@@ -116,27 +116,23 @@ async def list_tasks(
     repository = TaskRepository(session)
     if cursor is not None:
         after = decode_keyset(cursor)
-        rows = await repository.page(f, offset=None, after=after, limit=page_size + 1)
+        rows = await repository.list_page(f, offset=None, after=after, limit=page_size)
         total = None
         current_page = None
     else:
         current_page = page or 1
-        rows = await repository.page(
-            f, offset=(current_page - 1) * page_size, after=None, limit=page_size + 1
+        rows = await repository.list_page(
+            f, offset=(current_page - 1) * page_size, after=None, limit=page_size
         )
         total = await repository.count(f)
-    items = [_task_out(task, context) for task, context in rows[:page_size]]
-    next_cursor = None
-    if len(rows) > page_size:
-        last = rows[page_size - 1][0]
-        next_cursor = encode_keyset(last.created_at, last.id)
+    items = [_task_out(task, context) for task, context in rows.items]
     return TaskPage(
         items=items,
         total=total,
         page=current_page,
         page_size=page_size,
         pages=math.ceil(total / page_size) if total is not None else None,
-        next_cursor=next_cursor,
+        next_cursor=rows.next_cursor,
     )
 
 

@@ -35,6 +35,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import BindParameter
 
 from countersign.db import UtcDateTime
+from countersign.kit.pagination import Page, created_keyset, keyset_page
 from countersign.models import ApprovalRequest, Policy, Task
 
 TASK_STATUSES = ("open", "claimed", "completed", "skipped", "expired", "reassigned")
@@ -293,6 +294,21 @@ class TaskRepository:
             await self.session.execute(statement, parameters)
         ).all()
         return rows
+
+    async def list_page(
+        self,
+        f: TaskFilter,
+        *,
+        offset: int | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> Page[tuple[Task, dict[str, object]]]:
+        """One inbox page (`page`) and the keyset cursor of the next, whichever way it was paged."""
+        return await keyset_page(
+            lambda n: self.page(f, offset=offset, after=after, limit=n),
+            limit=limit,
+            cursor_of=lambda row: created_keyset(row[0]),
+        )
 
     async def count(self, f: TaskFilter) -> int:
         shape = _Shape.of(self._dialect, f, None, None)

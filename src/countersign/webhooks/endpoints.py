@@ -15,8 +15,9 @@ from countersign.identity.dependencies import AdminDep, ReaderDep
 from countersign.kit.pagination import (
     CursorQuery,
     LimitQuery,
+    created_keyset,
     decode_keyset,
-    encode_keyset,
+    scalars_page,
     set_next_page_headers,
 )
 from countersign.kit.problem import problem_responses
@@ -80,10 +81,8 @@ async def list_deliveries(
     cursor: CursorQuery = None,
 ) -> list[DeliveryOut]:
     """List webhook deliveries, newest first. `url` matches the delivery URL exactly."""
-    statement = (
-        select(WebhookDelivery)
-        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
-        .limit(limit + 1)
+    statement = select(WebhookDelivery).order_by(
+        WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()
     )
     if status is not None:
         statement = statement.where(WebhookDelivery.status == status)
@@ -95,13 +94,9 @@ async def list_deliveries(
             tuple_(WebhookDelivery.created_at, WebhookDelivery.id)
             < decode_keyset(cursor)
         )
-    rows = list((await session.execute(statement)).scalars().all())
-    page = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        next_cursor = encode_keyset(page[-1].created_at, page[-1].id)
-    set_next_page_headers(request, response, next_cursor)
-    return [DeliveryOut.model_validate(d) for d in page]
+    page = await scalars_page(session, statement, limit=limit, cursor_of=created_keyset)
+    set_next_page_headers(request, response, page.next_cursor)
+    return [DeliveryOut.model_validate(d) for d in page.items]
 
 
 async def _delivery(session: SessionDep, delivery_id: uuid.UUID) -> WebhookDelivery:

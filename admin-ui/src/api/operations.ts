@@ -123,22 +123,6 @@ export function useEvidence(id: string) {
   });
 }
 
-/** The service's SVG of the request (with the bearer token), as an object URL for an `<img>`. */
-export function useRequestSvg(id: string, version: string) {
-  return useQuery({
-    queryKey: [...opsKeys.request(id), "svg", version],
-    queryFn: async () => {
-      const blob = (await unwrap(
-        api.GET("/v1/requests/{request_id}/diagram.svg", {
-          params: { path: { request_id: id } },
-          parseAs: "blob",
-        }),
-      )) as Blob;
-      return blob;
-    },
-  });
-}
-
 function useInvalidateRequest(id: string) {
   const queryClient = useQueryClient();
   return () =>

@@ -5,6 +5,7 @@
 import dagre from "@dagrejs/dagre";
 import { Badge, Box, Paper, Stack, Text, VisuallyHidden } from "@mantine/core";
 import { Background, Handle, Position, ReactFlow, type Edge, type Node, type NodeProps } from "@xyflow/react";
+import { useElementSize } from "@mantine/hooks";
 import { useMemo } from "react";
 
 import { compactJson, formatDateTime, formatHours } from "../lib/format";
@@ -24,16 +25,23 @@ export interface GraphStage {
 export interface StageState {
   status?: string;
   current?: boolean;
+  /** Who approved, rejected, abstained; who has still to decide. */
   approvers?: string[];
+  rejected?: string[];
+  abstained?: string[];
   pending?: string[];
   due_at?: string | null;
+  /** Why a resolving stage has no approvers yet (the stage's resolution_error). */
+  error?: string | null;
 }
 
 type StageNodeData = { stage: GraphStage; state?: StageState };
 type EndNodeData = { label: string };
 
 const NODE_W = 240;
-const NODE_H = 132;
+const LINE_H = 18;
+const NODE_SEP = 24;
+const NODE_PAD = 24;
 const END_W = 80;
 const END_H = 40;
 
@@ -75,10 +83,36 @@ function modeText(s: GraphStage): string {
   }
 }
 
+const hasSkip = (s: GraphStage) => s.skip_if !== null && s.skip_if !== undefined;
+const some = (xs: string[] | undefined): xs is string[] => !!xs && xs.length > 0;
+
+/** The text lines a node shows (its height follows them; a request's nodes carry more). */
+function lineCount(s: GraphStage, st: StageState | undefined): number {
+  const optional = [
+    hasSkip(s),
+    !!s.sla_hours,
+    !!st?.status,
+    some(st?.approvers),
+    some(st?.rejected),
+    some(st?.abstained),
+    some(st?.pending),
+    !!st?.due_at,
+    !!st?.error,
+  ];
+  return 2 + optional.filter(Boolean).length;
+}
+
+export function nodeHeight(s: GraphStage, st?: StageState): number {
+  return NODE_PAD + LINE_H * lineCount(s, st);
+}
+
 /** Nodes and edges laid out by dagre, left to right (handles on the right and left sides). */
-export function layout(stages: GraphStage[], state?: Record<number, StageState>): { nodes: Node[]; edges: Edge[] } {
+export function layout(
+  stages: GraphStage[],
+  state?: Record<number, StageState>,
+): { nodes: Node[]; edges: Edge[]; width: number; height: number } {
   const g = new dagre.graphlib.Graph();
-  g.setGraph({ rankdir: "LR", nodesep: 24, ranksep: 56, marginx: 8, marginy: 8 });
+  g.setGraph({ rankdir: "LR", nodesep: NODE_SEP, ranksep: 56, marginx: 8, marginy: 8 });
   g.setDefaultEdgeLabel(() => ({}));
   const cols = columns(stages);
   g.setNode("start", { width: END_W, height: END_H });
@@ -87,7 +121,7 @@ export function layout(stages: GraphStage[], state?: Record<number, StageState>)
   let previous = ["start"];
   for (const col of cols) {
     const ids = col.map((s) => `stage-${s.stage_order}`);
-    for (const id of ids) g.setNode(id, { width: NODE_W, height: NODE_H });
+    col.forEach((s, i) => g.setNode(ids[i]!, { width: NODE_W, height: nodeHeight(s, state?.[s.stage_order]) }));
     for (const from of previous) for (const to of ids) {
       g.setEdge(from, to);
       edges.push({ id: `${from}->${to}`, source: from, target: to, type: "smoothstep" });
@@ -99,12 +133,26 @@ export function layout(stages: GraphStage[], state?: Record<number, StageState>)
     edges.push({ id: `${from}->end`, source: from, target: "end", type: "smoothstep" });
   }
   dagre.layout(g);
+  // dagre orders a column to avoid crossings and may put a group's later stage on top: restack
+  // each parallel column top to bottom in stage order, so the picture reads in order.
+  const centre = new Map<string, { x: number; y: number }>();
+  for (const id of g.nodes()) centre.set(id, { x: g.node(id).x, y: g.node(id).y });
+  for (const col of cols) {
+    if (col.length < 2) continue;
+    const ids = col.map((s) => `stage-${s.stage_order}`);
+    let top = Math.min(...ids.map((id) => g.node(id).y - g.node(id).height / 2));
+    for (const id of ids) {
+      const h = g.node(id).height;
+      centre.set(id, { x: g.node(id).x, y: top + h / 2 });
+      top += h + NODE_SEP;
+    }
+  }
   const byId = new Map(stages.map((s) => [`stage-${s.stage_order}`, s]));
   const nodes: Node[] = g.nodes().map((id) => {
-    const p = g.node(id);
+    const p = centre.get(id)!;
     const stage = byId.get(id);
     const w = stage ? NODE_W : END_W;
-    const h = stage ? NODE_H : END_H;
+    const h = stage ? nodeHeight(stage, state?.[stage.stage_order]) : END_H;
     return {
       id,
       type: stage ? "stage" : "end",
@@ -118,7 +166,8 @@ export function layout(stages: GraphStage[], state?: Record<number, StageState>)
       style: { width: w, height: h },
     };
   });
-  return { nodes, edges };
+  const size = g.graph();
+  return { nodes, edges, width: size.width ?? 0, height: size.height ?? 0 };
 }
 
 function StageNode({ data }: NodeProps) {
@@ -152,7 +201,7 @@ function StageNode({ data }: NodeProps) {
             {state.current ? `${state.status} (current)` : state.status}
           </Badge>
         )}
-        {stage.skip_if !== null && stage.skip_if !== undefined && (
+        {hasSkip(stage) && (
           <Text size="xs" truncate="end" title={compactJson(stage.skip_if)}>
             skip if {compactJson(stage.skip_if)}
           </Text>
@@ -163,20 +212,28 @@ function StageNode({ data }: NodeProps) {
             {stage.on_breach ? `, then ${stage.on_breach.replace("_", " ")}` : ""}
           </Text>
         ) : null}
-        {state?.approvers && state.approvers.length > 0 && (
-          <Text size="xs" truncate="end" title={state.approvers.join(", ")}>
-            approved: {state.approvers.join(", ")}
-          </Text>
-        )}
-        {state?.pending && state.pending.length > 0 && (
-          <Text size="xs" truncate="end" title={state.pending.join(", ")}>
-            pending: {state.pending.join(", ")}
-          </Text>
-        )}
+        <People label="approved" users={state?.approvers} />
+        <People label="rejected" users={state?.rejected} />
+        <People label="abstained" users={state?.abstained} />
+        <People label="pending" users={state?.pending} />
         {state?.due_at && <Text size="xs">due {formatDateTime(state.due_at)}</Text>}
+        {state?.error && (
+          <Text size="xs" c="red.9" truncate="end" title={state.error}>
+            {state.error}
+          </Text>
+        )}
       </Stack>
       <Handle type="source" position={Position.Right} isConnectable={false} />
     </Paper>
+  );
+}
+
+function People({ label, users }: { label: string; users: string[] | undefined }) {
+  if (!some(users)) return null;
+  return (
+    <Text size="xs" truncate="end" title={users.join(", ")}>
+      {label}: {users.join(", ")}
+    </Text>
   );
 }
 
@@ -184,77 +241,118 @@ function EndNode({ data }: NodeProps) {
   const { label } = data as EndNodeData;
   return (
     <Paper withBorder radius="xl" h="100%" style={{ display: "flex", alignItems: "center", justifyContent: "center" }} bg="gray.1">
-      <Handle type="target" position={Position.Left} isConnectable={false} />
+      {label === "End" && <Handle type="target" position={Position.Left} isConnectable={false} />}
       <Text size="xs" fw={600}>
         {label}
       </Text>
-      <Handle type="source" position={Position.Right} isConnectable={false} />
+      {label === "Start" && <Handle type="source" position={Position.Right} isConnectable={false} />}
     </Paper>
   );
 }
 
 const nodeTypes = { stage: StageNode, end: EndNode };
 
+export interface StageLine {
+  text: string;
+  current: boolean;
+}
+
 /** A text version of the picture, for screen readers (the graph itself is not navigable). */
-export function describeStages(stages: GraphStage[], state?: Record<number, StageState>): string[] {
-  return columns(stages).map((col) =>
-    col
+export function describeStages(stages: GraphStage[], state?: Record<number, StageState>): StageLine[] {
+  return columns(stages).map((col) => ({
+    text: col
       .map((s) => {
         const st = state?.[s.stage_order];
         const parts = [`Stage ${s.stage_order} ${s.name}: ${modeText(s)}`];
-        if (s.skip_if !== null && s.skip_if !== undefined) parts.push(`skipped if ${compactJson(s.skip_if)}`);
-        if (s.sla_hours) parts.push(`SLA ${formatHours(s.sla_hours)}`);
+        if (hasSkip(s)) parts.push(`skipped if ${compactJson(s.skip_if)}`);
+        if (s.sla_hours) parts.push(`SLA ${formatHours(s.sla_hours)}${s.on_breach ? `, then ${s.on_breach.replace("_", " ")}` : ""}`);
         if (st?.status) parts.push(`status ${st.status}${st.current ? " (current)" : ""}`);
-        if (st?.approvers?.length) parts.push(`approved by ${st.approvers.join(", ")}`);
-        if (st?.pending?.length) parts.push(`pending ${st.pending.join(", ")}`);
+        if (some(st?.approvers)) parts.push(`approved by ${st.approvers.join(", ")}`);
+        if (some(st?.rejected)) parts.push(`rejected by ${st.rejected.join(", ")}`);
+        if (some(st?.abstained)) parts.push(`abstained: ${st.abstained.join(", ")}`);
+        if (some(st?.pending)) parts.push(`pending ${st.pending.join(", ")}`);
         if (st?.due_at) parts.push(`due ${formatDateTime(st.due_at)}`);
+        if (st?.error) parts.push(`not resolved: ${st.error}`);
         return parts.join(", ");
       })
       .join(" — in parallel with — "),
-  );
+    current: col.some((s) => !!state?.[s.stage_order]?.current),
+  }));
 }
 
 export interface StageGraphProps {
   stages: GraphStage[];
   state?: Record<number, StageState>;
-  /** The figure's accessible name. */
+  /** The picture's accessible name. */
   label?: string;
-  height?: number;
 }
 
-export function StageGraph({ stages, state, label = "Policy diagram", height = 340 }: StageGraphProps) {
-  const { nodes, edges } = useMemo(() => layout(stages, state), [stages, state]);
+/** The smallest zoom at which node text stays readable; a wider graph scrolls sideways instead. */
+const READABLE_ZOOM = 0.7;
+
+/**
+ * The picture is an `img` (named by `label`) whose drawing is hidden from assistive technology;
+ * the same facts follow it as a visually hidden ordered list, the current stage marked with
+ * aria-current. The drawing is static (no pan or zoom, so the page scrolls over it) and fitted to
+ * its box, which is never narrower than the graph at a readable zoom: in a narrow window it
+ * scrolls sideways, and then it takes the keyboard focus so arrow keys scroll it too. It is
+ * rebuilt when the layout changes, so it is fitted again.
+ */
+export function StageGraph({ stages, state, label = "Policy diagram" }: StageGraphProps) {
+  const { nodes, edges, width, height } = useMemo(() => layout(stages, state), [stages, state]);
   const description = useMemo(() => describeStages(stages, state), [stages, state]);
+  const { ref, width: boxWidth } = useElementSize();
+  const minWidth = Math.round(width * READABLE_ZOOM);
+  const scrolls = boxWidth > 0 && boxWidth < minWidth;
+  const boxHeight = Math.min(Math.max(height + 32, 160), 560);
+  const fitKey = nodes.map((n) => `${n.id}:${Math.round(n.position.x)}:${Math.round(n.position.y)}:${String(n.style?.height)}`).join("|");
   return (
     <Box component="figure" m={0} aria-label={label}>
-      <Box h={height} style={{ border: "1px solid var(--mantine-color-gray-3)", borderRadius: 8 }} aria-hidden>
-        <ReactFlow
-          nodes={nodes}
-          edges={edges}
-          nodeTypes={nodeTypes}
-          fitView
-          fitViewOptions={{ padding: 0.1, maxZoom: 1 }}
-          nodesDraggable={false}
-          nodesConnectable={false}
-          elementsSelectable={false}
-          nodesFocusable={false}
-          edgesFocusable={false}
-          proOptions={{ hideAttribution: true }}
-          minZoom={0.2}
-        >
-          <Background gap={16} />
-        </ReactFlow>
+      <Box
+        ref={ref}
+        role="img"
+        aria-label={label}
+        tabIndex={scrolls ? 0 : undefined}
+        style={{ border: "1px solid var(--mantine-color-gray-3)", borderRadius: 8, overflowX: "auto", overflowY: "hidden" }}
+      >
+        <Box aria-hidden h={boxHeight} miw={minWidth}>
+          <ReactFlow
+            key={fitKey}
+            nodes={nodes}
+            edges={edges}
+            nodeTypes={nodeTypes}
+            fitView
+            fitViewOptions={{ padding: 0.05, maxZoom: 1 }}
+            nodesDraggable={false}
+            nodesConnectable={false}
+            elementsSelectable={false}
+            nodesFocusable={false}
+            edgesFocusable={false}
+            panOnDrag={false}
+            panOnScroll={false}
+            zoomOnScroll={false}
+            zoomOnPinch={false}
+            zoomOnDoubleClick={false}
+            preventScrolling={false}
+            proOptions={{ hideAttribution: true }}
+            minZoom={0.2}
+          >
+            <Background gap={16} />
+          </ReactFlow>
+        </Box>
       </Box>
       <VisuallyHidden component="figcaption">
-        <ol>
+        <ol aria-label="Stages">
           {description.map((d) => (
-            <li key={d}>{d}</li>
+            <li key={d.text} aria-current={d.current ? "step" : undefined}>
+              {d.text}
+            </li>
           ))}
         </ol>
       </VisuallyHidden>
       {stages.length === 0 && (
         <Text size="sm" c="dimmed" mt="xs">
-          This policy has no stages: its requests are approved at once.
+          No stages: requests are approved at once.
         </Text>
       )}
     </Box>

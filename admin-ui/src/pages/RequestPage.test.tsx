@@ -5,24 +5,29 @@ import { beforeEach, describe, expect, it, vi } from "vitest";
 import { renderApp, signInAs } from "../test/render";
 import { problem, server } from "../test/server";
 import { DELIVERY_ID, REQUEST_ID, TASK_ID, delivery, event, request, task, taskPage } from "../test/opsFixtures";
+import { policy } from "../test/policyFixtures";
+import { requestGraph } from "./RequestPage";
 
-const SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>';
-
-// jsdom has no object URLs; the page uses them for the diagram and the evidence download.
+// jsdom has no object URLs; the page uses them for the evidence download.
 beforeEach(() => {
   URL.createObjectURL = vi.fn(() => "blob:diagram");
   URL.revokeObjectURL = vi.fn();
 });
 
-function serve(overrides: { verify?: unknown; deliveries?: unknown[] } = {}) {
+function serve(overrides: { verify?: unknown; deliveries?: unknown[]; pinned?: "ok" | "forbidden" } = {}) {
   const calls: { method: string; path: string; body: unknown }[] = [];
+  const reads: string[] = [];
   const record = async (r: Request) => {
     const text = await r.text();
     calls.push({ method: r.method, path: new URL(r.url).pathname, body: text ? JSON.parse(text) : null });
   };
   server.use(
     http.get(`*/v1/requests/${REQUEST_ID}`, () => HttpResponse.json(request())),
-    http.get(`*/v1/requests/${REQUEST_ID}/diagram.svg`, () => new HttpResponse(SVG, { headers: { "Content-Type": "image/svg+xml" } })),
+    // The pinned version (skip conditions, SLAs) for the diagram.
+    http.get("*/v1/policies/registry.change_request/versions/3", ({ request: r }) => {
+      reads.push(new URL(r.url).pathname);
+      return overrides.pinned === "forbidden" ? problem(403, { title: "Forbidden", code: "forbidden" }) : HttpResponse.json(policy());
+    }),
     http.get(`*/v1/requests/${REQUEST_ID}/events`, () =>
       HttpResponse.json([event(1, "request_created"), event(2, "stage_started", { stage_order: 1, approvers: ["alice"] }), event(3, "decision_recorded", { stage_order: 1, action: "approve", comment: "fine" })]),
     ),
@@ -56,7 +61,7 @@ function serve(overrides: { verify?: unknown; deliveries?: unknown[] } = {}) {
     ),
     http.get(`*/v1/requests/${REQUEST_ID}/evidence`, () => HttpResponse.json({ format: "countersign.evidence/v1" })),
   );
-  return calls;
+  return Object.assign(calls, { reads });
 }
 
 describe("Request detail", () => {
@@ -66,15 +71,61 @@ describe("Request detail", () => {
     renderApp(`/requests/${REQUEST_ID}`);
     expect(await screen.findByRole("heading", { level: 1, name: "registry.change_request cr-42" })).toBeInTheDocument();
     expect(screen.getByRole("link", { name: "registry.change_request v3" })).toHaveAttribute("href", "/admin/policies/registry.change_request/versions/3");
-    expect(await screen.findByRole("img", { name: "Workflow diagram" })).toHaveAttribute("src", "blob:diagram");
-    // The current stage is marked, with its approvers and due date.
-    const current = await screen.findByText(/current stage/);
-    const card = current.closest("[aria-current]")!;
-    expect(card).toHaveAttribute("aria-current", "step");
-    expect(within(card as HTMLElement).getByText("carol (open)")).toBeInTheDocument();
-    expect(within(card as HTMLElement).getByText(/^Due /)).toBeInTheDocument();
+    // The diagram is the policy graph, coloured by status: the current stage is highlighted and
+    // carries its pending approver, due date, skip condition and SLA from the pinned version.
+    const diagram = await screen.findByRole("img", { name: "Workflow diagram" });
+    // (The tasks may arrive after the stages: wait for both before looking at one node.)
+    await within(diagram).findByText("pending: carol");
+    await within(diagram).findByText("approved: alice");
+    const director = within(diagram).getByText("2. Director").closest("[data-current]") as HTMLElement;
+    expect(director).toHaveAttribute("data-current", "true");
+    expect(within(director).getByText("active (current)")).toBeInTheDocument();
+    expect(within(director).getByText("pending: carol")).toBeInTheDocument();
+    expect(within(director).getByText(/^due /)).toBeInTheDocument();
+    expect(within(director).getByText('skip if {"<":[{"var":"amount"},100]}')).toBeInTheDocument();
+    expect(within(director).getByText("SLA 3 d, then notify")).toBeInTheDocument();
+    const officers = within(diagram).getByText("1. District officers").closest(".react-flow__node") as HTMLElement;
+    expect(officers.querySelector("[data-current]")).toBeNull();
+    expect(within(officers).getByText("approved: alice")).toBeInTheDocument();
+    expect(within(officers).getByText("SLA 2 d, then escalate")).toBeInTheDocument();
+    // The same facts as a list for screen readers, the current stage marked.
+    const items = within(screen.getByRole("list", { name: "Stages" })).getAllByRole("listitem");
+    expect(items).toHaveLength(2);
+    expect(items[0]).toHaveTextContent("Stage 1 District officers: any 1, SLA 2 d, then escalate, status approved, approved by alice");
+    expect(items[0]).not.toHaveAttribute("aria-current");
+    expect(items[1]).toHaveAttribute("aria-current", "step");
+    expect(items[1]).toHaveTextContent(/status active \(current\), pending carol, due /);
     const tasks = await screen.findByRole("table", { name: "Tasks" });
     expect(within(tasks).getByText("“fine”")).toBeInTheDocument();
+  });
+
+  it("draws the diagram from the request alone when the pinned version cannot be read", async () => {
+    // A requester without admin or viewer: no policy read at all, the picture still shows the stages.
+    signInAs("rita", []);
+    const calls = serve();
+    renderApp(`/requests/${REQUEST_ID}`);
+    const diagram = await screen.findByRole("img", { name: "Workflow diagram" });
+    expect(await within(diagram).findByText("pending: carol")).toBeInTheDocument();
+    expect(within(diagram).getByText("all must approve")).toBeInTheDocument();
+    expect(within(diagram).queryByText(/^skip if/)).not.toBeInTheDocument();
+    expect(within(diagram).queryByText(/^SLA/)).not.toBeInTheDocument();
+    expect(calls.reads).toEqual([]);
+  });
+
+  it("says why skip conditions are missing when the pinned version fails to load", async () => {
+    signInAs("carol");
+    serve({ pinned: "forbidden" });
+    renderApp(`/requests/${REQUEST_ID}`);
+    expect(await screen.findByText(/skip conditions and SLAs are not shown/)).toBeInTheDocument();
+    expect(screen.getByRole("img", { name: "Workflow diagram" })).toBeInTheDocument();
+  });
+
+  it("keeps the signed link to the service's SVG next to the diagram", async () => {
+    signInAs("carol");
+    serve();
+    renderApp(`/requests/${REQUEST_ID}`);
+    await screen.findByRole("img", { name: "Workflow diagram" });
+    expect(screen.getByRole("button", { name: "Diagram link" })).toBeInTheDocument();
   });
 
   it("verifies the chain and says where it breaks", async () => {
@@ -171,5 +222,67 @@ describe("Request detail", () => {
     server.use(http.get(`*/v1/requests/${REQUEST_ID}`, () => problem(404, { title: "Not Found", detail: "request not found", code: "request_not_found" })));
     renderApp(`/requests/${REQUEST_ID}`);
     expect(await screen.findByText("request not found")).toBeInTheDocument();
+  });
+});
+
+describe("requestGraph", () => {
+  const stage = (order: number, status: string, over: Record<string, unknown> = {}) => ({
+    stage_order: order,
+    name: `S${order}`,
+    parallel_group: null,
+    status,
+    mode: "any-n",
+    mode_value: 1,
+    due_at: null,
+    resolution_error: null,
+    next_resolution_at: null,
+    counts: { approve: 0, reject: 0, abstain: 0, open: 0 },
+    ...over,
+  }) as ReturnType<typeof request>["stages"][number];
+
+  it("marks every running stage of a parallel group as current", () => {
+    const r = request({
+      current_stage_order: 2,
+      stages: [stage(1, "approved"), stage(2, "active", { parallel_group: 1 }), stage(3, "resolving", { parallel_group: 1 }), stage(4, "pending")],
+    });
+    const { stages, state } = requestGraph(r, []);
+    expect(stages.map((s) => s.parallel_group)).toEqual([null, 1, 1, null]);
+    expect([1, 2, 3, 4].map((n) => state[n]!.current)).toEqual([false, true, true, false]);
+  });
+
+  it("has no current stage once the request is decided", () => {
+    const r = request({ status: "approved", current_stage_order: 2, stages: [stage(1, "approved"), stage(2, "approved")] });
+    const { state } = requestGraph(r, []);
+    expect(state[1]!.current).toBe(false);
+    expect(state[2]!.current).toBe(false);
+  });
+
+  it("sorts people by decision and leaves out observers and reassigned tasks", () => {
+    const r = request({ stages: [stage(1, "approved"), stage(2, "active")] });
+    const tasks = [
+      task({ id: "a", stage_order: 2, assignee: "alice", status: "completed", decision_action: "approve" }),
+      task({ id: "b", stage_order: 2, assignee: "bob", status: "completed", decision_action: "reject" }),
+      task({ id: "c", stage_order: 2, assignee: "cid", status: "completed", decision_action: "abstain" }),
+      task({ id: "d", stage_order: 2, assignee: "dora", status: "claimed" }),
+      task({ id: "e", stage_order: 2, assignee: "erin", status: "reassigned" }),
+      task({ id: "f", stage_order: 2, assignee: "olga", kind: "observer", status: "open" }),
+    ];
+    const s2 = requestGraph(r, tasks).state[2]!;
+    expect(s2).toMatchObject({ approvers: ["alice"], rejected: ["bob"], abstained: ["cid"], pending: ["dora"] });
+  });
+
+  it("shows the resolution error only while the stage is resolving", () => {
+    const r = request({
+      stages: [stage(1, "resolving", { resolution_error: "directory unavailable" }), stage(2, "approved", { resolution_error: "old" })],
+    });
+    const { state } = requestGraph(r, []);
+    expect(state[1]!.error).toBe("directory unavailable");
+    expect(state[2]!.error).toBeNull();
+  });
+
+  it("takes skip conditions and SLAs from the pinned version, by stage order", () => {
+    const { stages } = requestGraph(request(), [], policy());
+    expect(stages[0]).toMatchObject({ sla_hours: 48, on_breach: "escalate", skip_if: null });
+    expect(stages[1]).toMatchObject({ sla_hours: 72, on_breach: "notify", skip_if: { "<": [{ var: "amount" }, 100] } });
   });
 });

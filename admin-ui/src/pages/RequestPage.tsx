@@ -1,6 +1,5 @@
 import {
   Anchor,
-  Badge,
   Button,
   Code,
   CopyButton,
@@ -19,7 +18,7 @@ import {
 } from "@mantine/core";
 import { notifications } from "@mantine/notifications";
 import { useParams } from "@tanstack/react-router";
-import { useEffect, useState, type ReactNode } from "react";
+import { useMemo, useState, type ReactNode } from "react";
 
 import {
   useCancelRequest,
@@ -29,16 +28,17 @@ import {
   useRequest,
   useRequestDeliveries,
   useRequestEvents,
-  useRequestSvg,
   useRequestTasks,
   useVerifyChain,
 } from "../api/operations";
-import type { EventOut, RequestOut, TaskOut } from "../api/schema";
+import { usePolicyVersion } from "../api/policies";
+import type { EventOut, PolicyOut, RequestOut, TaskOut } from "../api/schema";
 import { DeliveryTable } from "../components/DeliveryTable";
 import { AnchorLink } from "../components/links";
 import { PageHeader } from "../components/PageHeader";
 import { ProblemAlert } from "../components/ProblemAlert";
 import { EmptyState, ErrorState, LoadingState, QueryState } from "../components/States";
+import { StageGraph, type GraphStage, type StageState } from "../components/StageGraph";
 import { StatusBadge } from "../components/StatusBadge";
 import { formatDateTime } from "../lib/format";
 import { canOperate, isAdmin } from "../lib/session";
@@ -145,7 +145,7 @@ function RequestView({ request }: { request: RequestOut }) {
         </Section>
       </SimpleGrid>
       <Section title="Diagram">
-        <RequestDiagram request={request} tasks={tasks.data?.items ?? []} />
+        <RequestDiagram request={request} tasks={tasks.data?.items} operator={operator} />
       </Section>
       <Section title="Tasks">
         <QueryState query={tasks} loadingLabel="Loading tasks" isEmpty={(d) => d.items.length === 0} empty={<EmptyState title="No tasks" />}>
@@ -180,81 +180,72 @@ function Row({ label, children }: { label: string; children: ReactNode }) {
 
 // ---- diagram --------------------------------------------------------------------------------
 
-const STAGE_COLOURS: Record<string, string> = {
-  approved: "green",
-  rejected: "red",
-  active: "blue",
-  resolving: "orange",
-  skipped: "gray",
-  cancelled: "dark",
-  pending: "gray",
-};
+const LIVE_STAGE = new Set(["active", "resolving"]);
 
 /**
- * The request's stages: the service's SVG (the same picture a caller UI embeds through the signed
- * link) and, for screen readers and narrow windows, each stage with its approvers and due date.
+ * What the policy diagram's nodes need from a request: its stages (with the skip conditions and
+ * SLAs of the pinned version, when the principal may read it) and, per stage, the status, who
+ * decided what, who is still to decide, the due date and why a stage is not resolved yet.
  */
-function RequestDiagram({ request, tasks }: { request: RequestOut; tasks: TaskOut[] }) {
-  const svg = useRequestSvg(request.id, request.updated_at);
-  const [src, setSrc] = useState<string | null>(null);
-  useEffect(() => {
-    if (!svg.data) return;
-    const url = URL.createObjectURL(svg.data);
-    setSrc(url);
-    return () => URL.revokeObjectURL(url);
-  }, [svg.data]);
+export function requestGraph(
+  request: RequestOut,
+  tasks: TaskOut[],
+  pinned?: PolicyOut,
+): { stages: GraphStage[]; state: Record<number, StageState> } {
+  const policyStages = new Map((pinned?.stages ?? []).map((s) => [s.stage_order, s]));
+  const terminal = TERMINAL.has(request.status);
+  const live = request.stages.filter((s) => LIVE_STAGE.has(s.status)).map((s) => s.stage_order);
+  // Every stage of a running parallel group is current; the request's pointer when none is live.
+  const current = new Set(terminal ? [] : live.length ? live : [request.current_stage_order]);
+  const stages: GraphStage[] = request.stages.map((s) => {
+    const p = policyStages.get(s.stage_order);
+    return {
+      stage_order: s.stage_order,
+      name: s.name,
+      mode: s.mode,
+      mode_value: s.mode_value,
+      parallel_group: s.parallel_group,
+      skip_if: p?.skip_if ?? null,
+      sla_hours: p?.sla_hours ?? null,
+      on_breach: p?.on_breach ?? null,
+    };
+  });
+  const state: Record<number, StageState> = {};
+  for (const s of request.stages) {
+    const mine = tasks.filter((t) => t.stage_order === s.stage_order && t.kind === "approver" && t.status !== "reassigned");
+    const by = (action: string) => mine.filter((t) => t.decision_action === action).map((t) => t.assignee);
+    state[s.stage_order] = {
+      status: s.status,
+      current: current.has(s.stage_order),
+      approvers: by("approve"),
+      rejected: by("reject"),
+      abstained: by("abstain"),
+      pending: mine.filter((t) => LIVE_TASK.has(t.status)).map((t) => t.assignee),
+      due_at: s.due_at,
+      error: s.status === "resolving" ? s.resolution_error : null,
+    };
+  }
+  return { stages, state };
+}
 
-  const stages = [...request.stages].sort((a, b) => a.stage_order - b.stage_order);
+/**
+ * The request's stages drawn as the policy diagram is (components/StageGraph), coloured by
+ * status, with a text list for screen readers. The service's SVG of the same picture is what
+ * the signed `Diagram link` serves (ADR 0024).
+ */
+function RequestDiagram({ request, tasks, operator }: { request: RequestOut; tasks: TaskOut[] | undefined; operator: boolean }) {
+  // Skip conditions and SLAs live in the pinned version, which only admins and viewers may read.
+  const pinned = usePolicyVersion(request.policy_key, operator ? request.policy_version : undefined);
+  const graph = useMemo(() => requestGraph(request, tasks ?? [], pinned.data), [request, tasks, pinned.data]);
+  if (operator && pinned.isPending) return <LoadingState label="Drawing the diagram" />;
   return (
-    <Stack gap="sm">
-      {svg.isError ? (
-        <ProblemAlert error={svg.error} title="The diagram could not be drawn" />
-      ) : src ? (
-        <div style={{ overflowX: "auto" }}>
-          <img src={src} alt="Workflow diagram" style={{ display: "block", maxWidth: "100%", height: "auto", minWidth: 480 }} />
-        </div>
-      ) : (
-        <LoadingState label="Drawing the diagram" />
+    <Stack gap="xs">
+      <StageGraph stages={graph.stages} state={graph.state} label="Workflow diagram" />
+      {operator && pinned.isError && (
+        <Text size="xs" c="dimmed">
+          The pinned policy version could not be read, so skip conditions and SLAs are not shown.
+        </Text>
       )}
-      <SimpleGrid cols={{ base: 1, sm: 2, lg: 3 }} spacing="sm" aria-label="Stages">
-        {stages.map((s) => {
-          const current = s.stage_order === request.current_stage_order && !TERMINAL.has(request.status);
-          const people = tasks.filter((t) => t.stage_order === s.stage_order && t.kind === "approver" && t.status !== "reassigned");
-          return (
-            <Paper
-              key={s.stage_order}
-              withBorder
-              p="sm"
-              style={current ? { borderColor: "var(--mantine-color-blue-7)", borderWidth: 2 } : undefined}
-              aria-current={current ? "step" : undefined}
-            >
-              <Group justify="space-between" gap="xs" wrap="nowrap">
-                <Text fw={600} size="sm">
-                  {s.stage_order}. {s.name}
-                </Text>
-                <Badge color={STAGE_COLOURS[s.status] ?? "blue"} variant="dot" c="dark.7">
-                  {s.status}
-                </Badge>
-              </Group>
-              <Text size="xs" c="dimmed">
-                {s.mode}
-                {s.mode_value !== null && ` ${s.mode_value}`}
-                {s.parallel_group !== null && ` · parallel group ${s.parallel_group}`}
-                {current && " · current stage"}
-              </Text>
-              <Text size="xs">
-                {s.counts.approve} approved · {s.counts.reject} rejected · {s.counts.abstain} abstained · {s.counts.open} open
-              </Text>
-              {s.due_at && <Text size="xs">Due {formatDateTime(s.due_at)}</Text>}
-              {people.length > 0 && (
-                <Text size="xs" mt={4}>
-                  {people.map((t) => `${t.assignee} (${t.decision_action ?? t.status})`).join(", ")}
-                </Text>
-              )}
-            </Paper>
-          );
-        })}
-      </SimpleGrid>
     </Stack>
   );
 }

@@ -18,6 +18,8 @@ LINT_PATHS := src tests migrations
 HOST ?=
 PORT ?=
 SERVE_ARGS ?=
+# Passed to bench/run.py (`make bench BENCH_ARGS="--seconds 5"`; see bench/README.md).
+BENCH_ARGS ?=
 
 .PHONY: help all install serve ui services lint format typecheck test migrate bench client helm-lint clean distclean
 
@@ -57,7 +59,7 @@ migrate: install ## apply database migrations to COUNTERSIGN_DATABASE_URL
 	$(BIN)/countersign migrate
 
 bench: install ## run the benchmarks (bench/run.py) when they exist
-	@if [ -f bench/run.py ]; then $(BIN)/python bench/run.py; else echo "bench/run.py does not exist yet; nothing to run"; fi
+	@if [ -f bench/run.py ]; then $(BIN)/python bench/run.py $(BENCH_ARGS); else echo "bench/run.py does not exist yet; nothing to run"; fi
 
 client: ## regenerate the admin UI's API client when the admin UI exists
 	@if [ -x admin-ui/scripts/generate-client.sh ]; then admin-ui/scripts/generate-client.sh; \

@@ -1,7 +1,7 @@
 // Filter controls for the operator lists: values live in the query string (useUrlState), text
 // fields commit on Enter or when they lose focus (not on every key, which would refetch per key).
-import { Button, Group, Modal, Stack, Text, TextInput, type TextInputProps } from "@mantine/core";
-import { useEffect, useState, type ReactNode } from "react";
+import { Text, TextInput, type TextInputProps } from "@mantine/core";
+import { useEffect, useState } from "react";
 
 export function FilterText({
   value,
@@ -39,43 +39,6 @@ export function isoToLocal(value: string | Date): string {
   const d = typeof value === "string" ? new Date(value) : value;
   const pad = (n: number) => String(n).padStart(2, "0");
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
-}
-
-/** A yes/no question before a destructive or bulk action; the confirm button names the action. */
-export function ConfirmDialog({
-  opened,
-  title,
-  children,
-  confirmLabel,
-  onConfirm,
-  onClose,
-  loading,
-  color = "red",
-}: {
-  opened: boolean;
-  title: string;
-  children: ReactNode;
-  confirmLabel: string;
-  onConfirm: () => void;
-  onClose: () => void;
-  loading?: boolean;
-  color?: string;
-}) {
-  return (
-    <Modal opened={opened} onClose={onClose} title={title} centered>
-      <Stack gap="md">
-        {typeof children === "string" ? <Text size="sm">{children}</Text> : children}
-        <Group justify="flex-end" gap="xs">
-          <Button variant="default" onClick={onClose}>
-            Cancel
-          </Button>
-          <Button color={color} onClick={onConfirm} loading={loading}>
-            {confirmLabel}
-          </Button>
-        </Group>
-      </Stack>
-    </Modal>
-  );
 }
 
 /** A short id for tables (the full one in the title, for copying). */

@@ -19,7 +19,8 @@ import { useEffect, useState } from "react";
 
 import { useClients, useCreateSecret, useRevokeSecret, useRotateSecret, useSecrets } from "../api/operations";
 import type { SecretCreated, SecretOut } from "../api/schema";
-import { ConfirmDialog, ShortId } from "../components/Filters";
+import { ConfirmDialog } from "../components/ConfirmDialog";
+import { ShortId } from "../components/Filters";
 import { PageHeader } from "../components/PageHeader";
 import { ProblemAlert } from "../components/ProblemAlert";
 import { EmptyState, QueryState } from "../components/States";
@@ -199,48 +200,42 @@ function RotateDialog({
   const hours = typeof grace === "number" ? grace : Number.parseFloat(grace);
   const valid = Number.isFinite(hours) && hours >= 0 && hours <= 720;
   return (
-    <Modal opened onClose={onClose} title="Rotate secret" centered>
-      <form
-        onSubmit={(e) => {
-          e.preventDefault();
-          rotate.mutate(
-            { id: secret.id, graceHours: hours },
-            {
-              onSuccess: (created) => {
-                onClose();
-                onRotated(created);
-              },
+    <ConfirmDialog
+      opened
+      title="Rotate secret"
+      confirmLabel="Rotate secret"
+      color="blue"
+      loading={rotate.isPending}
+      confirmDisabled={!valid}
+      onClose={onClose}
+      onConfirm={() =>
+        rotate.mutate(
+          { id: secret.id, graceHours: hours },
+          {
+            onSuccess: (created) => {
+              onClose();
+              onRotated(created);
             },
-          );
-        }}
-      >
-        <Stack gap="sm">
-          <Text size="sm">
-            A new secret replaces {secret.id.slice(0, 8)}. During the grace period both sign every webhook, so receivers can switch
-            without missing one.
-          </Text>
-          <NumberInput
-            label="Grace hours"
-            min={0}
-            max={720}
-            step={1}
-            value={grace}
-            onChange={setGrace}
-            error={valid ? undefined : "Between 0 and 720 hours"}
-            data-autofocus
-          />
-          <ProblemAlert error={rotate.error} />
-          <Group justify="flex-end" gap="xs">
-            <Button variant="default" onClick={onClose}>
-              Cancel
-            </Button>
-            <Button type="submit" loading={rotate.isPending} disabled={!valid}>
-              Rotate secret
-            </Button>
-          </Group>
-        </Stack>
-      </form>
-    </Modal>
+          },
+        )
+      }
+    >
+      <Text size="sm">
+        A new secret replaces {secret.id.slice(0, 8)}. During the grace period both sign every webhook, so receivers can switch
+        without missing one.
+      </Text>
+      <NumberInput
+        label="Grace hours"
+        min={0}
+        max={720}
+        step={1}
+        value={grace}
+        onChange={setGrace}
+        error={valid ? undefined : "Between 0 and 720 hours"}
+        data-autofocus
+      />
+      <ProblemAlert error={rotate.error} />
+    </ConfirmDialog>
   );
 }
 

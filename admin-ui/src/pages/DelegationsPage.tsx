@@ -4,7 +4,8 @@ import { useEffect, useState } from "react";
 
 import { useCreateDelegation, useDeleteDelegation, useDelegations, useDirectoryUsers } from "../api/operations";
 import type { DelegationOut } from "../api/schema";
-import { ConfirmDialog, FilterText, isoToLocal, localToIso } from "../components/Filters";
+import { ConfirmDialog } from "../components/ConfirmDialog";
+import { FilterText, isoToLocal, localToIso } from "../components/Filters";
 import { PageHeader } from "../components/PageHeader";
 import { Pager, useCursorPager } from "../components/Pager";
 import { ProblemAlert } from "../components/ProblemAlert";

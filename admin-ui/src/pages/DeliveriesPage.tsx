@@ -3,8 +3,9 @@ import { notifications } from "@mantine/notifications";
 import { useEffect, useState } from "react";
 
 import { countExhausted, useDeliveries, useRecover, type DeliveryFilters } from "../api/operations";
+import { ConfirmDialog } from "../components/ConfirmDialog";
 import { DeliveryTable } from "../components/DeliveryTable";
-import { ConfirmDialog, FilterText } from "../components/Filters";
+import { FilterText } from "../components/Filters";
 import { PageHeader } from "../components/PageHeader";
 import { Pager, useCursorPager } from "../components/Pager";
 import { ProblemAlert } from "../components/ProblemAlert";

@@ -33,6 +33,7 @@ import {
 } from "../api/operations";
 import { usePolicyVersion } from "../api/policies";
 import type { EventOut, PolicyOut, RequestOut, TaskOut } from "../api/schema";
+import { ConfirmDialog } from "../components/ConfirmDialog";
 import { DeliveryTable } from "../components/DeliveryTable";
 import { AnchorLink } from "../components/links";
 import { PageHeader } from "../components/PageHeader";
@@ -321,36 +322,30 @@ function ReassignDialog({ requestId, task, onClose }: { requestId: string; task:
   const [assignee, setAssignee] = useState("");
   const [reason, setReason] = useState("");
   return (
-    <Modal opened onClose={onClose} title={`Reassign ${task.assignee}'s task`} centered>
-      <form
-        onSubmit={(e) => {
-          e.preventDefault();
-          reassign.mutate(
-            { taskId: task.id, newAssignee: assignee.trim(), reason: reason.trim() || null },
-            {
-              onSuccess: (t) => {
-                notifications.show({ color: "green", message: `Task reassigned to ${t.assignee}` });
-                onClose();
-              },
+    <ConfirmDialog
+      opened
+      title={`Reassign ${task.assignee}'s task`}
+      confirmLabel="Reassign task"
+      color="blue"
+      loading={reassign.isPending}
+      confirmDisabled={assignee.trim() === ""}
+      onClose={onClose}
+      onConfirm={() =>
+        reassign.mutate(
+          { taskId: task.id, newAssignee: assignee.trim(), reason: reason.trim() || null },
+          {
+            onSuccess: (t) => {
+              notifications.show({ color: "green", message: `Task reassigned to ${t.assignee}` });
+              onClose();
             },
-          );
-        }}
-      >
-        <Stack gap="sm">
-          <TextInput label="New assignee" required value={assignee} onChange={(e) => setAssignee(e.currentTarget.value)} data-autofocus />
-          <Textarea label="Reason" value={reason} onChange={(e) => setReason(e.currentTarget.value)} autosize minRows={2} />
-          <ProblemAlert error={reassign.error} />
-          <Group justify="flex-end" gap="xs">
-            <Button variant="default" onClick={onClose}>
-              Cancel
-            </Button>
-            <Button type="submit" loading={reassign.isPending} disabled={assignee.trim() === ""}>
-              Reassign task
-            </Button>
-          </Group>
-        </Stack>
-      </form>
-    </Modal>
+          },
+        )
+      }
+    >
+      <TextInput label="New assignee" required value={assignee} onChange={(e) => setAssignee(e.currentTarget.value)} data-autofocus />
+      <Textarea label="Reason" value={reason} onChange={(e) => setReason(e.currentTarget.value)} autosize minRows={2} />
+      <ProblemAlert error={reassign.error} />
+    </ConfirmDialog>
   );
 }
 
@@ -518,33 +513,26 @@ function CancelButton({ id }: { id: string }) {
       <Button color="red" variant="light" onClick={() => setOpened(true)}>
         Cancel request
       </Button>
-      <Modal opened={opened} onClose={() => setOpened(false)} title="Cancel this request?" centered>
-        <form
-          onSubmit={(e) => {
-            e.preventDefault();
-            cancel.mutate(reason.trim() || null, {
-              onSuccess: () => {
-                setOpened(false);
-                notifications.show({ color: "green", message: "Request cancelled" });
-              },
-            });
-          }}
-        >
-          <Stack gap="sm">
-            <Text size="sm">Open tasks are skipped and the caller is notified. This cannot be undone.</Text>
-            <Textarea label="Reason" value={reason} onChange={(e) => setReason(e.currentTarget.value)} autosize minRows={2} data-autofocus />
-            <ProblemAlert error={cancel.error} />
-            <Group justify="flex-end" gap="xs">
-              <Button variant="default" onClick={() => setOpened(false)}>
-                Keep it
-              </Button>
-              <Button type="submit" color="red" loading={cancel.isPending}>
-                Confirm cancel
-              </Button>
-            </Group>
-          </Stack>
-        </form>
-      </Modal>
+      <ConfirmDialog
+        opened={opened}
+        title="Cancel this request?"
+        confirmLabel="Confirm cancel"
+        cancelLabel="Keep it"
+        loading={cancel.isPending}
+        onClose={() => setOpened(false)}
+        onConfirm={() =>
+          cancel.mutate(reason.trim() || null, {
+            onSuccess: () => {
+              setOpened(false);
+              notifications.show({ color: "green", message: "Request cancelled" });
+            },
+          })
+        }
+      >
+        <Text size="sm">Open tasks are skipped and the caller is notified. This cannot be undone.</Text>
+        <Textarea label="Reason" value={reason} onChange={(e) => setReason(e.currentTarget.value)} autosize minRows={2} data-autofocus />
+        <ProblemAlert error={cancel.error} />
+      </ConfirmDialog>
     </>
   );
 }

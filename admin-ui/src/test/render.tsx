@@ -1,9 +1,13 @@
-// Render the real app (router, providers) at a path, optionally signed in, for page tests.
+// Render the real app (router, providers) at a path, optionally signed in, for page tests; or one
+// component inside the app's providers (Mantine theme, a query client), for component tests.
+import { MantineProvider } from "@mantine/core";
+import { QueryClientProvider } from "@tanstack/react-query";
 import { createMemoryHistory } from "@tanstack/react-router";
+import type { ReactElement } from "react";
 import { render } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 
-import { App } from "../App";
+import { App, theme } from "../App";
 import { makeQueryClient } from "../api/queryClient";
 import { makeRouter } from "../router";
 
@@ -26,4 +30,16 @@ export function renderApp(path: string) {
   const user = userEvent.setup();
   const utils = render(<App queryClient={queryClient} router={router} />);
   return { ...utils, router, queryClient, user };
+}
+
+export function renderComponent(ui: ReactElement) {
+  const queryClient = makeQueryClient();
+  queryClient.setDefaultOptions({ queries: { ...queryClient.getDefaultOptions().queries, retry: false } });
+  const user = userEvent.setup();
+  const utils = render(
+    <MantineProvider theme={theme}>
+      <QueryClientProvider client={queryClient}>{ui}</QueryClientProvider>
+    </MantineProvider>,
+  );
+  return { ...utils, queryClient, user };
 }

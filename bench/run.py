@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -344,19 +345,20 @@ def percentile(values: list[float], fraction: float) -> float | None:
 
 
 @dataclasses.dataclass
-class Window:
-    start: float
-    end: float
+class Windows:
+    """The timed slices of one measurement (several when measurements are interleaved)."""
+
+    spans: list[tuple[float, float]] = dataclasses.field(default_factory=list)
 
     @property
     def seconds(self) -> float:
-        return self.end - self.start
+        return sum(end - start for start, end in self.spans)
 
     def has(self, moment: float) -> bool:
-        return self.start <= moment < self.end
+        return any(start <= moment < end for start, end in self.spans)
 
 
-def summarise(recorder: Recorder, window: Window) -> dict[str, Any]:
+def summarise(recorder: Recorder, window: Windows) -> dict[str, Any]:
     """Per label: calls/s and latency percentiles (ms) of the calls that ended in the window."""
     labels: dict[str, list[Call]] = {}
     for call in recorder.calls:
@@ -393,19 +395,26 @@ Operation = Callable[[int, Recorder], Awaitable[None]]
 
 
 async def drive(
-    operation: Operation, *, concurrency: int, warmup: float, seconds: float
-) -> tuple[Recorder, Window]:
-    """`concurrency` loops of `operation` for warmup + seconds; the window is the timed part."""
-    recorder = Recorder()
+    operation: Operation,
+    recorder: Recorder,
+    windows: Windows,
+    *,
+    concurrency: int,
+    warmup: float,
+    seconds: float,
+) -> None:
+    """`concurrency` loops of `operation` for warmup + seconds; the timed part joins `windows`.
+
+    Calls still in flight at the end are awaited (not counted), so slices never overlap."""
     started = time.monotonic()
-    window = Window(started + warmup, started + warmup + seconds)
+    end = started + warmup + seconds
+    windows.spans.append((started + warmup, end))
 
     async def loop(worker: int) -> None:
-        while time.monotonic() < window.end:
+        while time.monotonic() < end:
             await operation(worker, recorder)
 
     await asyncio.gather(*(loop(n) for n in range(concurrency)))
-    return recorder, window
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -723,39 +732,69 @@ class Bench:
             for name in after
             if not name.startswith("machine_")
         }
-        total = after["machine_total"] - before["machine_total"]
+        total = after["machine_total"] - before.get("machine_total", 0.0)
         used["machine_busy_fraction"] = (
-            round((after["machine_busy"] - before["machine_busy"]) / total, 3)
+            round((after["machine_busy"] - before.get("machine_busy", 0.0)) / total, 3)
             if total
             else 0.0
         )
         return {"cores_by_process": used, "load_average": load_average()}
 
-    async def timed(
-        self, name: str, operation: Operation, *, concurrency: int | None = None
-    ) -> dict[str, Any]:
-        log(f"phase {name}: {self.warmup:g} s warm-up + {self.seconds:g} s")
-        before = self.cpu_snapshot()
-        recorder, window = await drive(
-            operation,
-            concurrency=concurrency or self.concurrency,
-            warmup=self.warmup,
-            seconds=self.seconds,
-        )
-        summary = summarise(recorder, window)
-        summary["cpu"] = self.cpu_used(
-            before, self.cpu_snapshot(), time.monotonic() - window.start + self.warmup
-        )
-        self.results[name] = summary
+    async def interleaved(self, measurements: dict[str, Operation]) -> None:
+        """Each measurement for `--seconds` in all, in `--slices` slices taken in turn.
+
+        Baseline and service slices alternate, so a change in the machine's load (it is shared)
+        falls on both sides of each ratio. Every slice starts with `--warmup` untimed, so the
+        16 clients are in their steady state (calls in flight) when the timed part begins.
+        """
+        slices = max(1, self.options.slices)
+        per_slice = self.seconds / slices
+        recorders = {name: Recorder() for name in measurements}
+        windows = {name: Windows() for name in measurements}
+        cpu: dict[str, dict[str, float]] = {name: {} for name in measurements}
+        elapsed = dict.fromkeys(measurements, 0.0)
         log(
-            f"  {summary['calls_per_second']:.1f} calls/s, {summary['units_per_second']:.1f} units/s, "
-            + ", ".join(
-                f"{label} p50 {v['p50_ms'] or 0:.1f} p99 {v['p99_ms'] or 0:.1f} ms"
-                for label, v in summary["by_call"].items()
-            )
-            + (f", errors {summary['errors']}" if summary["errors"] else "")
+            f"interleaved phases {', '.join(measurements)}: {slices} slices of "
+            f"{per_slice:g} s each after {self.warmup:g} s warm-up"
         )
-        return summary
+        for _ in range(slices):
+            for name, operation in measurements.items():
+                before = self.cpu_snapshot()
+                started = time.monotonic()
+                await drive(
+                    operation,
+                    recorders[name],
+                    windows[name],
+                    concurrency=self.concurrency,
+                    warmup=self.warmup,
+                    seconds=per_slice,
+                )
+                after = self.cpu_snapshot()
+                elapsed[name] += time.monotonic() - started
+                for key, value in after.items():
+                    cpu[name][key] = (
+                        cpu[name].get(key, 0.0) + value - before.get(key, 0.0)
+                    )
+        for name in measurements:
+            summary = summarise(recorders[name], windows[name])
+            summary["cpu"] = self.cpu_used({}, cpu[name], elapsed[name])
+            self.results[name] = summary
+            self.count_requests(name, len(recorders[name].calls))
+            log(
+                f"  {name}: {summary['calls_per_second']:.1f} calls/s, "
+                f"{summary['units_per_second']:.1f} units/s, "
+                + ", ".join(
+                    f"{label} p50 {v['p50_ms'] or 0:.1f} p99 {v['p99_ms'] or 0:.1f} ms"
+                    for label, v in summary["by_call"].items()
+                )
+                + (f", errors {summary['errors']}" if summary["errors"] else "")
+            )
+
+    def count_requests(self, name: str, calls: int) -> None:
+        """Requests the first API process served (for the memory figures)."""
+        if name.startswith("baseline"):
+            return
+        self.api_requests += calls // 2 if name == "flow_two_processes" else calls
 
     def note_memory(self, label: str) -> None:
         self.memory.append(
@@ -810,16 +849,6 @@ class Bench:
         log(f"  {self.results['latency']}")
         self.stop_worker()
 
-    async def phase_create(self) -> None:
-        async with self.client(self.base) as client:
-
-            async def one(worker: int, recorder: Recorder) -> None:
-                await self.create(client, recorder)
-                recorder.units.append(time.monotonic())
-
-            summary = await self.timed("create", one)
-        self.api_requests += summary["calls"]
-
     async def load_open_tasks(self) -> int:
         """Creates (untimed) until INBOX_OPEN_TASKS tasks are open; returns the open count."""
         open_tasks = int(
@@ -844,40 +873,14 @@ class Bench:
             )
         return open_tasks
 
-    async def phase_inbox(self) -> None:
-        open_tasks = await self.load_open_tasks()
+    async def phase_throughput(self, skip: set[str]) -> None:
+        """create, inbox, flow (and two processes) against the bare app, interleaved."""
+        open_tasks = await self.load_open_tasks() if "inbox" not in skip else None
         readers = [u for size in GROUP_SIZES for u in group_members("review", size)]
-        async with self.client(self.base) as client:
-
-            async def one(worker: int, recorder: Recorder) -> None:
-                user = readers[(worker * 7 + len(recorder.calls)) % len(readers)]
-                response = await recorder.call(
-                    "inbox",
-                    client.get(
-                        "/v1/tasks",
-                        params={"status": "open"},
-                        headers=self.tokens[user],
-                    ),
-                )
-                if response.status_code == 200 and len(response.json()["items"]) != 25:
-                    raise SystemExit(f"bench: {user}'s inbox page is not full")
-                recorder.units.append(time.monotonic())
-
-            summary = await self.timed("inbox", one)
-        summary["open_tasks"] = open_tasks
-        self.api_requests += summary["calls"]
-
-    async def phase_flow(self) -> None:
-        async with self.client(self.base) as client:
-
-            async def one(worker: int, recorder: Recorder) -> None:
-                await self.flow(client, recorder)
-
-            summary = await self.timed("flow", one)
-        self.api_requests += summary["calls"]
-
-    async def phase_baseline(self) -> None:
-        async with self.client(self.baseline_base) as client:
+        second: Child | None = None
+        async with contextlib.AsyncExitStack() as stack:
+            api = await stack.enter_async_context(self.client(self.base))
+            bare = await stack.enter_async_context(self.client(self.baseline_base))
 
             async def insert(worker: int, recorder: Recorder) -> None:
                 self.sequence += 1
@@ -887,17 +890,60 @@ class Bench:
                     "callback_url": self.callback_url,
                 }
                 await recorder.call(
-                    "insert", client.post("/items", json=body), expect=(201,)
+                    "insert", bare.post("/items", json=body), expect=(201,)
                 )
                 recorder.units.append(time.monotonic())
 
-            await self.timed("baseline", insert)
-
             async def page(worker: int, recorder: Recorder) -> None:
-                await recorder.call("page", client.get("/items", params={"limit": 25}))
+                await recorder.call("page", bare.get("/items", params={"limit": 25}))
                 recorder.units.append(time.monotonic())
 
-            await self.timed("baseline_read", page)
+            async def create(worker: int, recorder: Recorder) -> None:
+                await self.create(api, recorder)
+                recorder.units.append(time.monotonic())
+
+            async def inbox(worker: int, recorder: Recorder) -> None:
+                user = readers[(worker * 7 + len(recorder.calls)) % len(readers)]
+                response = await recorder.call(
+                    "inbox",
+                    api.get(
+                        "/v1/tasks",
+                        params={"status": "open"},
+                        headers=self.tokens[user],
+                    ),
+                )
+                if response.status_code == 200 and len(response.json()["items"]) != 25:
+                    raise SystemExit(f"bench: {user}'s inbox page is not full")
+                recorder.units.append(time.monotonic())
+
+            async def flow(worker: int, recorder: Recorder) -> None:
+                await self.flow(api, recorder)
+
+            measurements: dict[str, Operation] = {
+                "baseline": insert,
+                "create": create,
+                "flow": flow,
+            }
+            if "inbox" not in skip:
+                measurements["baseline_read"] = page
+                measurements["inbox"] = inbox
+            if "two-process" not in skip:
+                second, second_base = await self.start_api("api2", migrate=False)
+                other = await stack.enter_async_context(self.client(second_base))
+                clients = (api, other)
+
+                async def two(worker: int, recorder: Recorder) -> None:
+                    await self.flow(clients[worker % 2], recorder)
+
+                measurements["flow_two_processes"] = two
+            try:
+                await self.interleaved(measurements)
+            finally:
+                if second is not None:
+                    second.stop()
+                    self.children.remove(second)
+        if open_tasks is not None:
+            self.results["inbox"]["open_tasks"] = open_tasks
 
     async def phase_callbacks(self) -> None:
         """Backlog drained by one worker, then the bare signed-POST loop, into the same receiver."""
@@ -996,24 +1042,6 @@ class Bench:
             )
         self.results["callbacks"] = {"worker": worker, **bare}
 
-    async def phase_two_process(self) -> None:
-        second, second_base = await self.start_api("api2", migrate=False)
-        try:
-            async with (
-                self.client(self.base) as one_client,
-                self.client(second_base) as two_client,
-            ):
-                clients = (one_client, two_client)
-
-                async def one(worker: int, recorder: Recorder) -> None:
-                    await self.flow(clients[worker % 2], recorder)
-
-                summary = await self.timed("flow_two_processes", one)
-            self.api_requests += summary["calls"] // 2
-        finally:
-            second.stop()
-            self.children.remove(second)
-
     async def mixed(
         self,
         client: httpx.AsyncClient,
@@ -1065,16 +1093,10 @@ class Bench:
         # from the API and the ratios would measure the co-tenancy (ADR 0034).
         if "latency" not in skip:
             await self.phase_latency()
-        await self.phase_create()
-        if "inbox" not in skip:
-            await self.phase_inbox()
-        await self.phase_flow()
-        self.note_memory("create, inbox and flow phases")
-        await self.phase_baseline()
+        await self.phase_throughput(skip)
+        self.note_memory("throughput phases")
         if "callbacks" not in skip:
             await self.phase_callbacks()
-        if "two-process" not in skip:
-            await self.phase_two_process()
         if "memory" not in skip:
             await self.phase_memory()
         self.results["memory"] = self.memory
@@ -1139,15 +1161,14 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
     )
     flow = results["flow"]
     calls_per_flow = flow["calls_per_unit"] or 0.0
-    flow_rate = flow["units_per_second"] * calls_per_flow
     row(
         "flow",
         "full flow (create, approve, fetch next task, approve/reject; 1 in 4 with an "
-        "abstention first), flows/s × calls per flow",
+        "abstention first), calls/s (= flows/s × calls per flow)",
         bare_rate,
-        flow_rate,
+        flow["calls_per_second"],
         "calls/s",
-        value_text=f"{flow_rate:.1f}/s ({flow['units_per_second']:.1f} flows/s × {calls_per_flow:.2f})",
+        value_text=f"{flow['calls_per_second']:.1f}/s ({flow['units_per_second']:.1f} flows/s × {calls_per_flow:.2f})",
     )
     row(
         "create_p99",
@@ -1209,10 +1230,10 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         two = results["flow_two_processes"]
         row(
             None,
-            "full flow, two API processes against one, flows/s",
-            flow["units_per_second"],
-            two["units_per_second"],
-            "flows/s",
+            "full flow, two API processes against one, calls/s",
+            flow["calls_per_second"],
+            two["calls_per_second"],
+            "calls/s",
         )
     for point in results.get("memory", []):
         if point["after"].endswith("requests"):
@@ -1363,6 +1384,7 @@ async def main(options: argparse.Namespace) -> None:
             "seconds": options.seconds,
             "warmup": options.warmup,
             "concurrency": options.concurrency,
+            "slices": options.slices,
             "skip": sorted(options.skip),
             "memory_100k": options.memory_100k,
         },
@@ -1404,6 +1426,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="untimed start of each phase (default: 2 s, 1 s under 10 s phases)",
     )
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--slices",
+        type=int,
+        default=2,
+        help="interleave baseline and service phases in this many slices each",
+    )
     parser.add_argument(
         "--webhook-concurrency",
         type=int,

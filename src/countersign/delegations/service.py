@@ -1,19 +1,19 @@
-"""Out-of-office delegations: who may act for whom, and when."""
+"""Out-of-office delegations: who may act for whom, and when (rules; queries in the repository)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from countersign.audit import service as audit_service
+from countersign.delegations.repository import DelegationRepository
 from countersign.delegations.schemas import DelegationCreate, DelegationOut
 from countersign.errors import FieldProblem, Forbidden, TaskNotFound, ValidationFailed
 from countersign.identity.principal import Principal
 from countersign.kit.clock import now
-from countersign.kit.pagination import Page, encode_keyset, scalars_page
+from countersign.kit.pagination import Page
 from countersign.models import Delegation
 
 
@@ -73,41 +73,19 @@ async def list_delegations(
     Newest window first (`starts_at`, then id, both descending); `after` is the keyset position of
     the last row of the previous page.
     """
-    statement = select(Delegation).order_by(
-        Delegation.starts_at.desc(), Delegation.id.desc()
-    )
-    if not principal.can_read_everything:
-        statement = statement.where(
-            or_(
-                Delegation.user_id == principal.id,
-                Delegation.delegate_to == principal.id,
-            )
-        )
-    if user_id is not None:
-        statement = statement.where(Delegation.user_id == user_id)
-    if active_only:
-        at = now()
-        statement = statement.where(Delegation.starts_at <= at, Delegation.ends_at > at)
-    if after is not None:
-        starts_at, last_id = after
-        statement = statement.where(
-            or_(
-                Delegation.starts_at < starts_at,
-                and_(Delegation.starts_at == starts_at, Delegation.id < last_id),
-            )
-        )
-    return await scalars_page(
-        session,
-        statement,
+    return await DelegationRepository(session).list_page(
+        involving=None if principal.can_read_everything else principal.id,
+        user_id=user_id,
+        open_at=now() if active_only else None,
+        after=after,
         limit=limit,
-        cursor_of=lambda d: encode_keyset(d.starts_at, d.id),
     )
 
 
 async def delete_delegation(
     session: AsyncSession, *, principal: Principal, delegation_id: uuid.UUID
 ) -> None:
-    delegation = await session.get(Delegation, delegation_id)
+    delegation = await DelegationRepository(session).get_by_id(delegation_id)
     if delegation is None:
         raise TaskNotFound(f"delegation {delegation_id} not found")
     # API.md: deleting another user's delegation without admin is 403, whoever asks (the delegate

@@ -17,15 +17,14 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 from prometheus_client import Counter
-from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from countersign import __version__
 from countersign.errors import AppError
 from countersign.kit.clock import now
 from countersign.kit.outbound import bounded_request
 from countersign.models import WebhookAttempt, WebhookDelivery
+from countersign.webhooks.repository import DeliveryRepository
 from countersign.webhooks.secrets import SecretBox, signing_secrets
 from countersign.webhooks.signing import sign_headers
 from countersign.webhooks.slots import destination
@@ -129,38 +128,17 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-async def _lock(
-    session: AsyncSession, delivery_id: uuid.UUID, *, skip_locked: bool
-) -> WebhookDelivery | None:
-    statement = (
-        select(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id)
-        .with_for_update(skip_locked=skip_locked)
-        .execution_options(populate_existing=True)
-    )
-    return (await session.execute(statement)).scalar_one_or_none()
-
-
 async def url_of(session: AsyncSession, delivery_id: uuid.UUID) -> str | None:
     """The delivery's callback URL (it never changes), without locking anything."""
-    statement = select(WebhookDelivery.url).where(WebhookDelivery.id == delivery_id)
-    return (await session.execute(statement)).scalar_one_or_none()
-
-
-async def _earlier_pending(session: AsyncSession, delivery: WebhookDelivery) -> bool:
-    statement = select(WebhookDelivery.id).where(
-        WebhookDelivery.request_id == delivery.request_id,
-        WebhookDelivery.sequence < delivery.sequence,
-        WebhookDelivery.status == "pending",
-    )
-    return (await session.execute(statement.limit(1))).first() is not None
+    return await DeliveryRepository(session).get_url(delivery_id)
 
 
 async def claim(
     session: AsyncSession, box: SecretBox, delivery_id: uuid.UUID
 ) -> Prepared | None:
     """Take the lease on a due delivery and sign it; None when there is nothing to send now."""
-    delivery = await _lock(session, delivery_id, skip_locked=True)
+    repository = DeliveryRepository(session)
+    delivery = await repository.lock(delivery_id, skip_locked=True)
     at = now()
     if delivery is None or delivery.status != "pending":
         return None
@@ -168,7 +146,7 @@ async def claim(
         return None
     if delivery.lease_until is not None and delivery.lease_until > at:
         return None
-    if await _earlier_pending(session, delivery):
+    if await repository.has_earlier_pending(delivery):
         # Per-request order: this one goes when the earlier one is delivered or exhausted.
         return None
     if delivery.attempt >= MAX_ATTEMPTS:
@@ -286,7 +264,9 @@ async def record(
     session: AsyncSession, prepared: Prepared, outcome: Outcome
 ) -> WebhookDelivery | None:
     """Store the attempt and move the delivery on: delivered, retry later, or exhausted."""
-    delivery = await _lock(session, prepared.delivery_id, skip_locked=False)
+    delivery = await DeliveryRepository(session).lock(
+        prepared.delivery_id, skip_locked=False
+    )
     if delivery is None:
         return None
     at = now()
@@ -358,17 +338,7 @@ async def _exhaust(
 
 async def _release_next(session: AsyncSession, delivery: WebhookDelivery) -> None:
     """The next delivery of the same request was waiting on this one: send it now."""
-    statement = (
-        select(WebhookDelivery)
-        .where(
-            WebhookDelivery.request_id == delivery.request_id,
-            WebhookDelivery.sequence > delivery.sequence,
-            WebhookDelivery.status == "pending",
-        )
-        .order_by(WebhookDelivery.sequence)
-        .limit(1)
-    )
-    following = (await session.execute(statement)).scalar_one_or_none()
+    following = await DeliveryRepository(session).get_next_pending(delivery)
     if following is not None:
         # Due from now on (the sweep counts its grace period from here).
         following.next_attempt_at = now()
@@ -378,36 +348,8 @@ async def _release_next(session: AsyncSession, delivery: WebhookDelivery) -> Non
 async def _due(
     session: AsyncSession, limit: int, *, grace: timedelta = timedelta(0)
 ) -> list[tuple[uuid.UUID, int, str]]:
-    """(id, attempt, url) of pending deliveries that are due and not leased, first in line per request.
-
-    Deliveries waiting behind an earlier pending one of their request are left out: they cannot
-    be sent yet, and a long queue of them must not fill the batch while other requests wait.
-    `grace` applies to deliveries not attempted yet (attempt 0): they got a doorbell when they
-    became due, so only one still due after the grace period lost it. Retries get no doorbell
-    when they fall due; they count from their `next_attempt_at`.
-    """
-    at = now()
-    earlier = aliased(WebhookDelivery)
-    statement = (
-        select(WebhookDelivery.id, WebhookDelivery.attempt, WebhookDelivery.url)
-        .where(
-            WebhookDelivery.status == "pending",
-            WebhookDelivery.next_attempt_at <= at,
-            (WebhookDelivery.attempt > 0)
-            | (WebhookDelivery.next_attempt_at <= at - grace),
-            (WebhookDelivery.lease_until.is_(None))
-            | (WebhookDelivery.lease_until <= at),
-            ~exists().where(
-                earlier.request_id == WebhookDelivery.request_id,
-                earlier.sequence < WebhookDelivery.sequence,
-                earlier.status == "pending",
-            ),
-        )
-        .order_by(WebhookDelivery.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return [(row.id, row.attempt, row.url) for row in await session.execute(statement)]
+    """(id, attempt, url) of deliveries to send now (`DeliveryRepository.list_due`)."""
+    return await DeliveryRepository(session).list_due(now(), limit, grace=grace)
 
 
 async def due_ids(session: AsyncSession, *, limit: int = 500) -> list[uuid.UUID]:

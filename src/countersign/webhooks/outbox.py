@@ -10,12 +10,12 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from countersign.kit.clock import now
-from countersign.models import ApprovalRequest, CallerSecret, Event, WebhookDelivery
+from countersign.models import ApprovalRequest, Event, WebhookDelivery
 from countersign.webhooks import delivery as delivery_service
+from countersign.webhooks.repository import CallerSecretRepository
 
 # Never delivered: internal bookkeeping. `decision_recorded` only for callers that subscribe.
 NOT_DELIVERED = frozenset({"stage_quorum_skipped"})
@@ -63,14 +63,9 @@ def delivery_body(request: ApprovalRequest, event: Event) -> str:
 async def _subscribes_to_decisions(
     session: AsyncSession, request: ApprovalRequest
 ) -> bool:
-    statement = select(CallerSecret.subscribe_decisions).where(
-        CallerSecret.caller == request.source_client, CallerSecret.status == "active"
+    return await CallerSecretRepository(session).subscribes_to_decisions(
+        caller=request.source_client, secret_id=request.callback_secret_id
     )
-    if request.callback_secret_id is not None:
-        statement = select(CallerSecret.subscribe_decisions).where(
-            CallerSecret.id == request.callback_secret_id
-        )
-    return any((await session.execute(statement)).scalars().all())
 
 
 async def add_delivery(

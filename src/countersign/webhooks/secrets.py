@@ -1,20 +1,19 @@
-"""Callers' webhook signing secrets: created, rotated with a grace period, revoked; encrypted at rest."""
+"""Callers' webhook signing secrets: encrypted at rest (`SecretBox`), and which of them sign now.
+
+Creating, rotating and revoking them are admin commands in `webhooks.service`.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import timedelta
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from countersign.audit import service as audit_service
-from countersign.errors import AppError, InvalidState, TaskNotFound
+from countersign.errors import AppError
 from countersign.kit.clock import now
 from countersign.models import CallerSecret
-from countersign.webhooks.signing import generate_secret
+from countersign.webhooks.repository import CallerSecretRepository
 
 
 class SecretBox:
@@ -36,129 +35,6 @@ class SecretBox:
             ) from exc
 
 
-def _view(secret: CallerSecret) -> dict[str, object]:
-    """Audit snapshot: everything but the value."""
-    return {
-        "id": str(secret.id),
-        "caller": secret.caller,
-        "status": secret.status,
-        "subscribe_decisions": secret.subscribe_decisions,
-        "expires_at": secret.expires_at.isoformat() if secret.expires_at else None,
-    }
-
-
-async def create_secret(
-    session: AsyncSession,
-    box: SecretBox,
-    *,
-    caller: str,
-    value: str | None,
-    subscribe_decisions: bool,
-    actor: str,
-) -> tuple[CallerSecret, str]:
-    """Create (generate or import) an active secret; the value is returned once and never again."""
-    plain = value or generate_secret()
-    secret = CallerSecret(
-        id=uuid.uuid4(),
-        caller=caller,
-        secret_encrypted=box.seal(plain),
-        status="active",
-        subscribe_decisions=subscribe_decisions,
-        created_at=now(),
-    )
-    session.add(secret)
-    await session.flush()
-    await audit_service.record(
-        session,
-        actor=actor,
-        action="secret.create",
-        resource_type="caller_secret",
-        resource_id=str(secret.id),
-        after=_view(secret),
-    )
-    return secret, plain
-
-
-async def list_secrets(session: AsyncSession, *, caller: str) -> Sequence[CallerSecret]:
-    statement = (
-        select(CallerSecret)
-        .where(CallerSecret.caller == caller)
-        .order_by(CallerSecret.created_at.desc())
-    )
-    return (await session.execute(statement)).scalars().all()
-
-
-async def _get(session: AsyncSession, secret_id: uuid.UUID) -> CallerSecret:
-    statement = (
-        select(CallerSecret).where(CallerSecret.id == secret_id).with_for_update()
-    )
-    secret = (await session.execute(statement)).scalar_one_or_none()
-    if secret is None:
-        raise TaskNotFound(f"secret {secret_id} not found")
-    return secret
-
-
-async def rotate_secret(
-    session: AsyncSession,
-    box: SecretBox,
-    *,
-    secret_id: uuid.UUID,
-    grace_hours: float,
-    actor: str,
-) -> tuple[CallerSecret, str]:
-    """Replace an active secret; the old one keeps signing (alongside the new) until the grace ends."""
-    old = await _get(session, secret_id)
-    if old.status != "active":
-        raise InvalidState(
-            f"secret {secret_id} is {old.status}; only active secrets can be rotated"
-        )
-    before = _view(old)
-    new, plain = await create_secret(
-        session,
-        box,
-        caller=old.caller,
-        value=None,
-        subscribe_decisions=old.subscribe_decisions,
-        actor=actor,
-    )
-    at = now()
-    old.status = "rotated"
-    old.rotated_at = at
-    old.expires_at = at + timedelta(hours=grace_hours)
-    old.replaced_by_id = new.id
-    await audit_service.record(
-        session,
-        actor=actor,
-        action="secret.rotate",
-        resource_type="caller_secret",
-        resource_id=str(old.id),
-        before=before,
-        after=_view(old),
-    )
-    return new, plain
-
-
-async def revoke_secret(
-    session: AsyncSession, *, secret_id: uuid.UUID, actor: str
-) -> CallerSecret:
-    secret = await _get(session, secret_id)
-    if secret.status == "revoked":
-        return secret
-    before = _view(secret)
-    secret.status = "revoked"
-    secret.revoked_at = now()
-    await audit_service.record(
-        session,
-        actor=actor,
-        action="secret.revoke",
-        resource_type="caller_secret",
-        resource_id=str(secret.id),
-        before=before,
-        after=_view(secret),
-    )
-    return secret
-
-
 def _signs_now(secret: CallerSecret) -> bool:
     if secret.status == "active":
         return True
@@ -178,15 +54,7 @@ async def signing_secrets(
     secret was revoked) uses the caller's default: the newest active secret. Empty when nothing may
     sign; the delivery then fails and retries rather than going out unsigned.
     """
-    rows = (
-        (
-            await session.execute(
-                select(CallerSecret).where(CallerSecret.caller == caller)
-            )
-        )
-        .scalars()
-        .all()
-    )
+    rows = await CallerSecretRepository(session).list_all_of_caller(caller)
     by_id = {s.id: s for s in rows}
     head: CallerSecret | None = by_id.get(secret_id) if secret_id is not None else None
     seen: set[uuid.UUID] = set()

@@ -35,7 +35,8 @@ export function renderApp(path: string) {
 export function renderComponent(ui: ReactElement) {
   const queryClient = makeQueryClient();
   queryClient.setDefaultOptions({ queries: { ...queryClient.getDefaultOptions().queries, retry: false } });
-  const user = userEvent.setup();
+  // No pause between keys: the editor tests type a lot, and the machine is shared.
+  const user = userEvent.setup({ delay: null });
   const utils = render(
     <MantineProvider theme={theme}>
       <QueryClientProvider client={queryClient}>{ui}</QueryClientProvider>

@@ -113,6 +113,26 @@ describe("StageGraph", () => {
 });
 
 describe("describeStages", () => {
+  it("names a veto only where it differs from the mode's default", () => {
+    const lines = describeStages([
+      g(1, null, { mode: "all", mode_value: null, veto: true }),
+      g(2, null, { mode: "all", mode_value: null, veto: false }),
+      g(3, null, { mode: "quorum", mode_value: 2, veto: true }),
+      g(4, null, { mode: "quorum", mode_value: 2, veto: false }),
+    ]);
+    expect(lines.map((l) => l.text)).toEqual([
+      "Stage 1 S1: all must approve",
+      "Stage 2 S2: all must approve, rejects do not veto",
+      "Stage 3 S3: quorum of 2, one reject vetoes",
+      "Stage 4 S4: quorum of 2",
+    ]);
+  });
+
+  it("says overdue instead of due once the date has passed", () => {
+    const [line] = describeStages([g(1)], { 1: { status: "active", due_at: "2026-12-01T10:00:00Z", overdue: true } });
+    expect(line!.text).toMatch(/status active, overdue since /);
+  });
+
   it("names the modes as people read them", () => {
     const lines = describeStages([g(1, null, { mode: "quorum", mode_value: 3 }), g(2, null, { mode: "percentage", mode_value: 60 }), g(3, null, { mode: "any-n", mode_value: 2 })]);
     expect(lines.map((l) => l.text)).toEqual(["Stage 1 S1: quorum of 3", "Stage 2 S2: 60 % must approve", "Stage 3 S3: any 2"]);

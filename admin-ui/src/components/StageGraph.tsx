@@ -16,6 +16,8 @@ export interface GraphStage {
   mode: string;
   mode_value?: number | null;
   parallel_group?: number | null;
+  /** Only a value other than the mode's default is shown (as the service's SVG does). */
+  veto?: boolean | null;
   skip_if?: unknown;
   sla_hours?: number | null;
   on_breach?: string | null;
@@ -31,6 +33,8 @@ export interface StageState {
   abstained?: string[];
   pending?: string[];
   due_at?: string | null;
+  /** The due date has passed and the stage is still open. */
+  overdue?: boolean;
   /** Why a resolving stage has no approvers yet (the stage's resolution_error). */
   error?: string | null;
 }
@@ -68,7 +72,7 @@ export function columns(stages: GraphStage[]): GraphStage[][] {
   return out;
 }
 
-function modeText(s: GraphStage): string {
+function baseModeText(s: GraphStage): string {
   switch (s.mode) {
     case "all":
       return "all must approve";
@@ -81,6 +85,12 @@ function modeText(s: GraphStage): string {
     default:
       return s.mode;
   }
+}
+
+function modeText(s: GraphStage): string {
+  const defaultVeto = s.mode === "all" || s.mode === "any-n";
+  if (s.veto === null || s.veto === undefined || s.veto === defaultVeto) return baseModeText(s);
+  return `${baseModeText(s)}, ${s.veto ? "one reject vetoes" : "rejects do not veto"}`;
 }
 
 const hasSkip = (s: GraphStage) => s.skip_if !== null && s.skip_if !== undefined;
@@ -216,7 +226,11 @@ function StageNode({ data }: NodeProps) {
         <People label="rejected" users={state?.rejected} />
         <People label="abstained" users={state?.abstained} />
         <People label="pending" users={state?.pending} />
-        {state?.due_at && <Text size="xs">due {formatDateTime(state.due_at)}</Text>}
+        {state?.due_at && (
+          <Text size="xs" c={state.overdue ? "red.9" : undefined} fw={state.overdue ? 600 : undefined}>
+            {state.overdue ? "overdue since" : "due"} {formatDateTime(state.due_at)}
+          </Text>
+        )}
         {state?.error && (
           <Text size="xs" c="red.9" truncate="end" title={state.error}>
             {state.error}
@@ -271,7 +285,7 @@ export function describeStages(stages: GraphStage[], state?: Record<number, Stag
         if (some(st?.rejected)) parts.push(`rejected by ${st.rejected.join(", ")}`);
         if (some(st?.abstained)) parts.push(`abstained: ${st.abstained.join(", ")}`);
         if (some(st?.pending)) parts.push(`pending ${st.pending.join(", ")}`);
-        if (st?.due_at) parts.push(`due ${formatDateTime(st.due_at)}`);
+        if (st?.due_at) parts.push(`${st.overdue ? "overdue since" : "due"} ${formatDateTime(st.due_at)}`);
         if (st?.error) parts.push(`not resolved: ${st.error}`);
         return parts.join(", ");
       })

@@ -14,6 +14,9 @@ beforeEach(() => {
   URL.revokeObjectURL = vi.fn();
 });
 
+// The fixture's current stage, due in the future whenever the tests run (past due is "overdue").
+const open = request({ stages: request().stages.map((s) => (s.stage_order === 2 ? { ...s, due_at: "2099-12-10T10:00:00Z" } : s)) });
+
 function serve(overrides: { verify?: unknown; deliveries?: unknown[]; pinned?: "ok" | "forbidden" } = {}) {
   const calls: { method: string; path: string; body: unknown }[] = [];
   const reads: string[] = [];
@@ -22,7 +25,7 @@ function serve(overrides: { verify?: unknown; deliveries?: unknown[]; pinned?: "
     calls.push({ method: r.method, path: new URL(r.url).pathname, body: text ? JSON.parse(text) : null });
   };
   server.use(
-    http.get(`*/v1/requests/${REQUEST_ID}`, () => HttpResponse.json(request())),
+    http.get(`*/v1/requests/${REQUEST_ID}`, () => HttpResponse.json(open)),
     // The pinned version (skip conditions, SLAs) for the diagram.
     http.get("*/v1/policies/registry.change_request/versions/3", ({ request: r }) => {
       reads.push(new URL(r.url).pathname);
@@ -280,9 +283,21 @@ describe("requestGraph", () => {
     expect(state[2]!.error).toBeNull();
   });
 
-  it("takes skip conditions and SLAs from the pinned version, by stage order", () => {
+  it("takes skip conditions, SLAs and veto from the pinned version, by stage order", () => {
     const { stages } = requestGraph(request(), [], policy());
-    expect(stages[0]).toMatchObject({ sla_hours: 48, on_breach: "escalate", skip_if: null });
-    expect(stages[1]).toMatchObject({ sla_hours: 72, on_breach: "notify", skip_if: { "<": [{ var: "amount" }, 100] } });
+    expect(stages[0]).toMatchObject({ sla_hours: 48, on_breach: "escalate", skip_if: null, veto: null });
+    expect(stages[1]).toMatchObject({ sla_hours: 72, on_breach: "notify", skip_if: { "<": [{ var: "amount" }, 100] }, veto: true });
+  });
+
+  it("shows an open stage's due date, overdue once it has passed, and none on decided stages", () => {
+    const r = request({
+      stages: [stage(1, "approved", { due_at: "2026-12-08T10:00:00Z" }), stage(2, "active", { due_at: "2026-12-10T10:00:00Z" })],
+    });
+    const before = requestGraph(r, [], undefined, Date.parse("2026-12-09T00:00:00Z")).state;
+    expect(before[1]).toMatchObject({ due_at: null, overdue: false });
+    expect(before[2]).toMatchObject({ due_at: "2026-12-10T10:00:00Z", overdue: false });
+    const after = requestGraph(r, [], undefined, Date.parse("2026-12-11T00:00:00Z")).state;
+    expect(after[2]).toMatchObject({ due_at: "2026-12-10T10:00:00Z", overdue: true });
+    expect(requestGraph({ ...r, status: "cancelled" }, [], undefined, Date.parse("2026-12-11T00:00:00Z")).state[2]!.due_at).toBeNull();
   });
 });

@@ -186,12 +186,14 @@ const LIVE_STAGE = new Set(["active", "resolving"]);
 /**
  * What the policy diagram's nodes need from a request: its stages (with the skip conditions and
  * SLAs of the pinned version, when the principal may read it) and, per stage, the status, who
- * decided what, who is still to decide, the due date and why a stage is not resolved yet.
+ * decided what, who is still to decide, an open stage's due date (overdue or not) and why a
+ * stage is not resolved yet.
  */
 export function requestGraph(
   request: RequestOut,
   tasks: TaskOut[],
   pinned?: PolicyOut,
+  now: number = Date.now(),
 ): { stages: GraphStage[]; state: Record<number, StageState> } {
   const policyStages = new Map((pinned?.stages ?? []).map((s) => [s.stage_order, s]));
   const terminal = TERMINAL.has(request.status);
@@ -206,6 +208,7 @@ export function requestGraph(
       mode: s.mode,
       mode_value: s.mode_value,
       parallel_group: s.parallel_group,
+      veto: p?.veto ?? null,
       skip_if: p?.skip_if ?? null,
       sla_hours: p?.sla_hours ?? null,
       on_breach: p?.on_breach ?? null,
@@ -214,6 +217,8 @@ export function requestGraph(
   const state: Record<number, StageState> = {};
   for (const s of request.stages) {
     const mine = tasks.filter((t) => t.stage_order === s.stage_order && t.kind === "approver" && t.status !== "reassigned");
+    // A due date matters while the stage is open (a decided stage keeps its old one).
+    const due = LIVE_STAGE.has(s.status) && !terminal ? s.due_at : null;
     const by = (action: string) => mine.filter((t) => t.decision_action === action).map((t) => t.assignee);
     state[s.stage_order] = {
       status: s.status,
@@ -222,7 +227,8 @@ export function requestGraph(
       rejected: by("reject"),
       abstained: by("abstain"),
       pending: mine.filter((t) => LIVE_TASK.has(t.status)).map((t) => t.assignee),
-      due_at: s.due_at,
+      due_at: due,
+      overdue: due !== null && new Date(due).getTime() <= now,
       error: s.status === "resolving" ? s.resolution_error : null,
     };
   }

@@ -6,6 +6,10 @@ on the environment of whoever runs it.
 
 import json
 import sys
+from pathlib import Path
+
+# This checkout's service, also when the virtualenv's editable install points at another one.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from countersign.app import create_app
 from countersign.config import Settings

@@ -1008,11 +1008,7 @@ export interface components {
         };
         /** BulkDecisionItem */
         BulkDecisionItem: {
-            /**
-             * Action
-             * @enum {string}
-             */
-            action: "approve" | "reject" | "abstain" | "request_changes";
+            action: components["schemas"]["DecisionAction"];
             /** Attachments Ref */
             attachments_ref?: unknown | null;
             /** Comment */
@@ -1086,13 +1082,14 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /**
+         * DecisionAction
+         * @enum {string}
+         */
+        DecisionAction: "approve" | "reject" | "abstain" | "request_changes";
         /** DecisionIn */
         DecisionIn: {
-            /**
-             * Action
-             * @enum {string}
-             */
-            action: "approve" | "reject" | "abstain" | "request_changes";
+            action: components["schemas"]["DecisionAction"];
             /** Attachments Ref */
             attachments_ref?: unknown | null;
             /** Comment */
@@ -1100,11 +1097,7 @@ export interface components {
         };
         /** DecisionOut */
         DecisionOut: {
-            /**
-             * Action
-             * @enum {string}
-             */
-            action: "approve" | "reject" | "abstain" | "request_changes";
+            action: components["schemas"]["DecisionAction"];
             /** Actor */
             actor: string;
             /** Attachments Ref */
@@ -1128,18 +1121,10 @@ export interface components {
              * Format: uuid
              */
             request_id: string;
-            /**
-             * Request Status
-             * @enum {string}
-             */
-            request_status: "in_review" | "changes_requested" | "approved" | "rejected" | "cancelled" | "expired";
+            request_status: components["schemas"]["RequestStatus"];
             /** Stage Order */
             stage_order: number;
-            /**
-             * Stage Status
-             * @enum {string}
-             */
-            stage_status: "pending" | "resolving" | "active" | "approved" | "rejected" | "skipped" | "cancelled";
+            stage_status: components["schemas"]["StageStatus"];
             /**
              * Task Id
              * Format: uuid
@@ -1366,11 +1351,7 @@ export interface components {
          * @description A decision as recorded (the task it was made on, who made it and for whom).
          */
         EvidenceDecision: {
-            /**
-             * Action
-             * @enum {string}
-             */
-            action: "approve" | "reject" | "abstain" | "request_changes";
+            action: components["schemas"]["DecisionAction"];
             /** Actor */
             actor: string;
             /** Attachments Ref */
@@ -1803,11 +1784,7 @@ export interface components {
              * Format: uuid
              */
             request_id: string;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "in_review" | "changes_requested" | "approved" | "rejected" | "cancelled" | "expired";
+            status: components["schemas"]["RequestStatus"];
             /** Tasks */
             tasks: components["schemas"]["TaskOut"][];
         };
@@ -1866,11 +1843,7 @@ export interface components {
             source_service: string;
             /** Stages */
             stages: components["schemas"]["RequestStageOut"][];
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "in_review" | "changes_requested" | "approved" | "rejected" | "cancelled" | "expired";
+            status: components["schemas"]["RequestStatus"];
             /**
              * Updated At
              * Format: date-time
@@ -1896,12 +1869,13 @@ export interface components {
             resolution_error: string | null;
             /** Stage Order */
             stage_order: number;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "pending" | "resolving" | "active" | "approved" | "rejected" | "skipped" | "cancelled";
+            status: components["schemas"]["StageStatus"];
         };
+        /**
+         * RequestStatus
+         * @enum {string}
+         */
+        RequestStatus: "in_review" | "changes_requested" | "approved" | "rejected" | "cancelled" | "expired";
         /**
          * ResolutionTrace
          * @description How a simulated stage got its people: rules, separation of duties, delegations, skip_if.
@@ -2107,11 +2081,7 @@ export interface components {
             resolution_attempts: number;
             /** Stage Order */
             stage_order: number;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "pending" | "resolving" | "active" | "approved" | "rejected" | "skipped" | "cancelled";
+            status: components["schemas"]["StageStatus"];
             /**
              * Updated At
              * Format: date-time
@@ -2206,6 +2176,16 @@ export interface components {
             /** Veto */
             veto?: boolean | null;
         };
+        /**
+         * StageStatus
+         * @enum {string}
+         */
+        StageStatus: "pending" | "resolving" | "active" | "approved" | "rejected" | "skipped" | "cancelled";
+        /**
+         * TaskKind
+         * @enum {string}
+         */
+        TaskKind: "approver" | "observer";
         /** TaskOut */
         TaskOut: {
             /** Artifact Id */
@@ -2227,8 +2207,7 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
-            /** Decision Action */
-            decision_action: ("approve" | "reject" | "abstain" | "request_changes") | null;
+            decision_action: components["schemas"]["DecisionAction"] | null;
             /** Decision Comment */
             decision_comment: string | null;
             /** Delegated From */
@@ -2240,11 +2219,7 @@ export interface components {
              * Format: uuid
              */
             id: string;
-            /**
-             * Kind
-             * @enum {string}
-             */
-            kind: "approver" | "observer";
+            kind: components["schemas"]["TaskKind"];
             /** Policy Key */
             policy_key: string;
             /** Reassigned From */
@@ -2256,11 +2231,7 @@ export interface components {
             request_id: string;
             /** Stage Order */
             stage_order: number;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "open" | "claimed" | "completed" | "skipped" | "expired" | "reassigned";
+            status: components["schemas"]["TaskStatus"];
         };
         /** TaskPage */
         TaskPage: {
@@ -2292,6 +2263,11 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /**
+         * TaskStatus
+         * @enum {string}
+         */
+        TaskStatus: "open" | "claimed" | "completed" | "skipped" | "expired" | "reassigned";
         /** TracedDelegation */
         TracedDelegation: {
             /** Delegate To */
@@ -2360,6 +2336,7 @@ export type BulkDecisionsOut = components['schemas']['BulkDecisionsOut'];
 export type CancelIn = components['schemas']['CancelIn'];
 export type ChainVerification = components['schemas']['ChainVerification'];
 export type ConfigOut = components['schemas']['ConfigOut'];
+export type DecisionAction = components['schemas']['DecisionAction'];
 export type DecisionIn = components['schemas']['DecisionIn'];
 export type DecisionOut = components['schemas']['DecisionOut'];
 export type DelegationCreate = components['schemas']['DelegationCreate'];
@@ -2397,6 +2374,7 @@ export type RequestCreate = components['schemas']['RequestCreate'];
 export type RequestCreated = components['schemas']['RequestCreated'];
 export type RequestOut = components['schemas']['RequestOut'];
 export type RequestStageOut = components['schemas']['RequestStageOut'];
+export type RequestStatus = components['schemas']['RequestStatus'];
 export type ResolutionTrace = components['schemas']['ResolutionTrace'];
 export type ResubmitIn = components['schemas']['ResubmitIn'];
 export type RevokedOut = components['schemas']['RevokedOut'];
@@ -2412,9 +2390,12 @@ export type StageAdminOut = components['schemas']['StageAdminOut'];
 export type StageCounts = components['schemas']['StageCounts'];
 export type StageIn = components['schemas']['StageIn'];
 export type StageOut = components['schemas']['StageOut'];
+export type StageStatus = components['schemas']['StageStatus'];
+export type TaskKind = components['schemas']['TaskKind'];
 export type TaskOut = components['schemas']['TaskOut'];
 export type TaskPage = components['schemas']['TaskPage'];
 export type TaskStats = components['schemas']['TaskStats'];
+export type TaskStatus = components['schemas']['TaskStatus'];
 export type TracedDelegation = components['schemas']['TracedDelegation'];
 export type TracedRemoval = components['schemas']['TracedRemoval'];
 export type TracedRule = components['schemas']['TracedRule'];
@@ -3471,7 +3452,7 @@ export interface operations {
     "requests-list_stages": {
         parameters: {
             query?: {
-                status?: "pending" | "resolving" | "active" | "approved" | "rejected" | "skipped" | "cancelled";
+                status?: components["schemas"]["StageStatus"];
                 /** @description Page size (1–500). */
                 limit?: number;
             };
@@ -5037,7 +5018,7 @@ export interface operations {
             query?: {
                 artifact_type?: string | null;
                 artifact_id?: string | null;
-                status?: ("in_review" | "changes_requested" | "approved" | "rejected" | "cancelled" | "expired") | null;
+                status?: components["schemas"]["RequestStatus"] | null;
                 policy_key?: string | null;
                 requester?: string | null;
                 created_after?: string | null;

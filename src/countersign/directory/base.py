@@ -31,6 +31,10 @@ class DirectoryGroup:
 
 
 class Directory(Protocol):
+    # True when answering never leaves the process (the directory file): the engine then resolves
+    # role and group rules inside the command's transaction instead of before it.
+    is_local: bool
+
     async def users_with_role(self, role: str, client: str | None = None) -> list[str]:
         """Every enabled user holding the role (directly, through a group or a composite)."""
         ...

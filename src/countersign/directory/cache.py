@@ -43,6 +43,7 @@ class CachedDirectory:
         if ttl_seconds < 0:
             raise ValueError("ttl_seconds must not be negative")
         self.inner = inner
+        self.is_local = inner.is_local
         self.ttl = timedelta(seconds=ttl_seconds)
         self._clock = clock
         self._entries: dict[RuleKey, tuple[datetime, tuple[str, ...]]] = {}

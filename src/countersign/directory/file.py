@@ -31,6 +31,8 @@ def _in_group(user_groups: list[str], path: str) -> bool:
 
 
 class FileDirectory:
+    is_local = True
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._mtime: float | None = None
@@ -159,6 +161,8 @@ class FileDirectory:
 
 
 class EmptyDirectory:
+    is_local = True
+
     """No directory configured: role and group rules resolve nobody; pickers are unavailable."""
 
     async def users_with_role(self, role: str, client: str | None = None) -> list[str]:

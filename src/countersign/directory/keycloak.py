@@ -69,6 +69,8 @@ ADMIN_ROLES_HINT = (
 
 
 class KeycloakDirectory:
+    is_local = False
+
     """The `Directory` protocol over Keycloak's admin REST API.
 
     `http_client` is used as is (its transport, limits); without one the directory creates its own

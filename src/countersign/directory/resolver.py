@@ -57,6 +57,15 @@ class ApproverResolver:
         self.http_client = http_client
         self.secret_box: SecretBox | None = None
 
+    def calls_out(self, rule_type: str) -> bool:
+        """Whether resolving a rule of this type may wait on another system (Keycloak, an http
+        resolver): such rules are resolved before the command takes its lock (engine.resolution)."""
+        if rule_type in ("user", "expression"):
+            return False
+        if rule_type in ("role", "group"):
+            return not getattr(self.directory, "is_local", False)
+        return True
+
     async def resolve(
         self,
         rule_type: str,

@@ -53,4 +53,8 @@ class RequestStage(IdMixin, TimestampsMixin, Base):
     resolution_attempts: Mapped[int] = mapped_column(default=0)
     next_resolution_at: Mapped[datetime | None]
     last_resolution_error: Mapped[str | None] = mapped_column(Text)
+    # Deprecated, no longer read: a stage's required approvers are the assignees of its tasks
+    # marked `required` (the requirement moves with a reassigned task). Still written as `[]` by
+    # the column default so the previous release, reading it during a rollout, sees no names;
+    # dropped by a later migration (ADR 0005).
     required_approvers: Mapped[list[Any]] = mapped_column(JSONType, default=list)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from sqlalchemy import Select, func, select
@@ -11,6 +12,12 @@ from sqlalchemy.orm import selectinload
 
 from countersign.kit.pagination import Page, encode_cursor, scalars_page
 from countersign.models import Policy, PolicyStage
+
+# Published versions, by id, per process. A version's content never changes once it leaves
+# `draft` (ADR 0028), so a request's pinned version and the active version of a key are read once,
+# not three statements per command. Cached rows are detached from every session: read-only.
+PUBLISHED_CACHE_SIZE = 1024
+_published: OrderedDict[uuid.UUID, Policy] = OrderedDict()
 
 
 class PolicyRepository:
@@ -34,6 +41,49 @@ class PolicyRepository:
     async def get_by_id(self, policy_id: uuid.UUID) -> Policy | None:
         statement = self._with_stages(select(Policy).where(Policy.id == policy_id))
         return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def get_published(self, policy_id: uuid.UUID) -> Policy | None:
+        """A version with its stages and rules, from the per-process cache when it is published.
+
+        Only its content is to be read: `status` and `activated_at` of a cached row are those of
+        when it was cached (use `get_by_id` to show a version's current status).
+        """
+        cached = _published.get(policy_id)
+        if cached is not None:
+            _published.move_to_end(policy_id)
+            return cached
+        policy = await self.get_by_id(policy_id)
+        if policy is None or policy.status == "draft":
+            return policy
+        self.session.expunge(policy)  # with its stages and rules (cascade "all")
+        _published[policy_id] = policy
+        while len(_published) > PUBLISHED_CACHE_SIZE:
+            _published.popitem(last=False)
+        return policy
+
+    async def get_active_published(self, policy_key: str) -> Policy | None:
+        """The active version of `policy_key`: one indexed lookup of its id, then the cache."""
+        statement = select(Policy.id).where(
+            Policy.policy_key == policy_key, Policy.status == "active"
+        )
+        policy_id = (await self.session.execute(statement)).scalar_one_or_none()
+        return None if policy_id is None else await self.get_published(policy_id)
+
+    async def active_published_for_artifact_type(
+        self, artifact_type: str
+    ) -> list[Policy]:
+        """The active versions routing may pick for `artifact_type`, in routing order."""
+        statement = (
+            select(Policy.id)
+            .where(Policy.artifact_type == artifact_type, Policy.status == "active")
+            .order_by(Policy.priority.desc(), Policy.policy_key)
+        )
+        found: list[Policy] = []
+        for policy_id in (await self.session.execute(statement)).scalars().all():
+            policy = await self.get_published(policy_id)
+            if policy is not None:
+                found.append(policy)
+        return found
 
     async def get_active(self, policy_key: str) -> Policy | None:
         statement = self._with_stages(

@@ -404,17 +404,16 @@ async def simulate(
         },
     )
     at = now()
-    barred = request_domain.barred_users(
-        await load_sod_facts(
-            session,
-            requester=requester,
-            creator=creator,
-            forbid_self_approval=data.forbid_self_approval,
-            forbid_repeat_approvers=data.forbid_repeat_approvers,
-            earlier_stage_ids=[],
-            at=at,
-        )
+    sod, _ = await load_sod_facts(
+        session,
+        requester=requester,
+        creator=creator,
+        forbid_self_approval=data.forbid_self_approval,
+        forbid_repeat_approvers=data.forbid_repeat_approvers,
+        earlier_stage_ids=[],
+        at=at,
     )
+    barred = request_domain.barred_users(sod)
     delegations = DelegationRepository(session)
     stages: list[SimulatedStage] = []
     for stage in sorted(data.stages, key=lambda s: s.stage_order):

@@ -243,6 +243,21 @@ def tally(votes: Sequence[TaskVote]) -> Tally:
 # --- evaluating a stage ------------------------------------------------------------------------
 
 
+def stage_counts(tasks: Iterable[TaskLike]) -> dict[str, int]:
+    """approve / reject / abstain / open over a stage's approver tasks (observers excluded): the
+    `counts` of RequestOut and of the `stage_completed` event. `open` is undecided tasks; tasks
+    that were reassigned, expired or skipped count nowhere."""
+    counts = {"approve": 0, "reject": 0, "abstain": 0, "open": 0}
+    for task in tasks:
+        if task.kind != TaskKind.APPROVER:
+            continue
+        if task.status in UNDECIDED_TASK_STATUSES:
+            counts["open"] += 1
+        elif task.status == TaskStatus.COMPLETED and task.decision_action in counts:
+            counts[str(task.decision_action)] += 1
+    return counts
+
+
 @dataclass
 class _Replay:
     """Mutable counters while decisions are replayed in order (never leaves this module)."""

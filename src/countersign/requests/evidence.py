@@ -21,6 +21,7 @@ from countersign.kit.clock import now
 from countersign.models import ApprovalRequest
 from countersign.policies import service as policy_service
 from countersign.policies.diagram import render_policy_svg
+from countersign.policies.repository import PolicyRepository
 from countersign.policies.schemas import PolicyOut
 from countersign.requests import engine
 from countersign.requests import service as request_service
@@ -65,7 +66,11 @@ async def build(
     repository = RequestRepository(session)
     events = await repository.list_events(request.id)
     check = verify_chain(events)
-    policy = policy_service.to_policy_out(await engine.load_policy(session, request))
+    # The version as it is now (its current status), not the engine's cached content.
+    pinned = await PolicyRepository(session).get_by_id(request.policy_id)
+    if pinned is None:  # a foreign key; load_policy says so loudly
+        pinned = await engine.load_policy(session, request)
+    policy = policy_service.to_policy_out(pinned)
     tasks = await repository.list_tasks(request.id)
     if not (principal.can_read_everything or principal.id == request.source_service):
         tasks = [

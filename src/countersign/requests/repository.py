@@ -297,9 +297,12 @@ class DelegationRepository:
             )
             .order_by(Delegation.created_at, Delegation.id)
         )
+        # No autoflush: commands never write delegations, so the rows a command has pending
+        # (request, stages, events) need not be sent first; they go in one flush later.
+        with self.session.no_autoflush:
+            rows = (await self.session.execute(statement)).all()
         return [
-            ActiveWindow(id=row[0], user_id=row[1], delegate_to=row[2])
-            for row in (await self.session.execute(statement)).all()
+            ActiveWindow(id=row[0], user_id=row[1], delegate_to=row[2]) for row in rows
         ]
 
     async def active_delegates(
@@ -340,11 +343,14 @@ async def load_sod_facts(
     forbid_repeat_approvers: bool,
     earlier_stage_ids: Sequence[uuid.UUID],
     at: datetime,
-) -> domain.SodFacts:
+    windows_also_for: Collection[str] = (),
+) -> tuple[domain.SodFacts, dict[str, ActiveWindow]]:
     """The one loader of separation-of-duties facts (`domain.barred_users` decides from them).
 
     Reads who approved the earlier stages (only when `forbid_repeat_approvers` is on) and every
-    delegation window open at `at` for the people the flags name.
+    delegation window open at `at` for the people the flags name. Returns the facts and, for the
+    people in `windows_also_for` (a stage's resolved approvers), the window their new task goes
+    through (the newest wins), read in the same query.
     """
     earlier: set[str] = set()
     if forbid_repeat_approvers:
@@ -357,10 +363,15 @@ async def load_sod_facts(
         if creator:
             subjects.add(creator)
     delegates: dict[str, set[str]] = {}
-    for window in await DelegationRepository(session).active_windows(subjects, at):
-        if window.delegate_to != window.user_id:
+    newest: dict[str, ActiveWindow] = {}
+    wanted = set(windows_also_for)
+    windows = await DelegationRepository(session).active_windows(subjects | wanted, at)
+    for window in windows:  # oldest first
+        if window.user_id in wanted:
+            newest[window.user_id] = window
+        if window.user_id in subjects and window.delegate_to != window.user_id:
             delegates.setdefault(window.user_id, set()).add(window.delegate_to)
-    return domain.SodFacts(
+    facts = domain.SodFacts(
         requester=requester,
         creator=creator,
         forbid_self_approval=forbid_self_approval,
@@ -368,3 +379,4 @@ async def load_sod_facts(
         earlier_approvers=frozenset(earlier),
         delegates={user: frozenset(people) for user, people in delegates.items()},
     )
+    return facts, newest

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from countersign.kit.validation import AttachmentsRef
 
-DecisionAction = Literal["approve", "reject", "abstain", "request_changes"]
-RequestStatus = Literal[
-    "in_review", "changes_requested", "approved", "rejected", "cancelled", "expired"
-]
-TaskStatus = Literal["open", "claimed", "completed", "skipped", "expired", "reassigned"]
-StageStatus = Literal[
-    "pending", "resolving", "active", "approved", "rejected", "skipped", "cancelled"
-]
+# The status vocabulary is `requests/domain.py`'s: these are its enums, not copies of their values.
+from countersign.requests.domain import (
+    DecisionAction,
+    RequestStatus,
+    StageStatus,
+    TaskKind,
+    TaskStatus,
+)
+
+__all__ = ["DecisionAction", "RequestStatus", "StageStatus", "TaskKind", "TaskStatus"]
 
 Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Text500 = Annotated[str, StringConstraints(min_length=1, max_length=500)]
@@ -56,7 +58,7 @@ class TaskOut(_Out):
     id: uuid.UUID
     request_id: uuid.UUID
     stage_order: int
-    kind: Literal["approver", "observer"]
+    kind: TaskKind
     assignee: str
     delegated_from: str | None
     reassigned_from: str | None

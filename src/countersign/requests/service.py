@@ -15,14 +15,13 @@ from countersign.errors import (
     CallbackSecretInvalid,
     FieldProblem,
     Forbidden,
-    InvalidState,
     PolicyNotFound,
     RequestAlreadyOpen,
     RequestNotFound,
     ValidationFailed,
 )
 from countersign.identity.principal import Principal
-from countersign.kit.clock import now, rfc3339
+from countersign.kit.clock import now
 from countersign.kit.locking import advisory_xact_lock
 from countersign.kit.outbound import OutboundPolicy, check_url_async
 from countersign.kit.pagination import Page
@@ -65,7 +64,7 @@ async def _choose_policy(
 ) -> Policy:
     repository = PolicyRepository(session)
     if data.policy_key is not None:
-        policy = await repository.get_active(data.policy_key)
+        policy = await repository.get_active_published(data.policy_key)
         if policy is None:
             raise PolicyNotFound(f"policy {data.policy_key!r} has no active version")
         if policy.artifact_type != data.artifact_type:
@@ -81,7 +80,9 @@ async def _choose_policy(
             )
         return policy
     # Routing: highest priority first, then lowest key (the repository's order), first truthy applies_if.
-    for candidate in await repository.list_active_for_artifact_type(data.artifact_type):
+    for candidate in await repository.active_published_for_artifact_type(
+        data.artifact_type
+    ):
         if candidate.applies_if is None:
             return candidate
         facts = rule_data(
@@ -152,8 +153,10 @@ async def create_request(
     data: RequestCreate,
     resolver: ApproverResolver,
     outbound: OutboundPolicy,
+    resolutions: engine.Resolutions,
 ) -> tuple[ApprovalRequest, list[Task]]:
-    """Pin the policy, resolve the first stage group and create its tasks, in one transaction."""
+    """Pin the policy, resolve the first stage group and create its tasks, in one transaction
+    (one attempt of `engine.run`: approvers from outside systems are in `resolutions`)."""
     requester = data.requester or principal.id
     source_client = principal.caller
     if data.callback_url is not None:
@@ -180,7 +183,7 @@ async def create_request(
 
     at = now()
     request = ApprovalRequest(
-        id=uuid.uuid4(),
+        id=resolutions.new_request_id,
         policy_id=policy.id,
         policy_key=policy.policy_key,
         policy_version=policy.version,
@@ -191,7 +194,7 @@ async def create_request(
         requester=requester,
         context=data.context,
         metadata_=data.metadata,
-        status="in_review",
+        status=domain.RequestStatus.IN_REVIEW,
         cycle=1,
         callback_url=data.callback_url,
         callback_secret_id=data.callback_secret_id,
@@ -199,27 +202,10 @@ async def create_request(
         created_at=at,
         updated_at=at,
     )
-    session.add(request)
-    session.add_all(engine.create_stage_rows(request, policy))
-    await session.flush()
-    await engine.append_event(
-        session,
-        request,
-        "request_created",
-        principal.id,
-        {
-            "policy_key": policy.policy_key,
-            "policy_version": policy.version,
-            "artifact_type": request.artifact_type,
-            "artifact_id": request.artifact_id,
-            "requester": requester,
-            "source_service": request.source_service,
-            "source_client": source_client,
-            "expires_at": rfc3339(request.expires_at) if request.expires_at else None,
-        },
+    ctx = engine.Context(
+        session, request, policy, resolver, rule_errors="raise", resolutions=resolutions
     )
-    ctx = engine.Context(session, request, policy, resolver, rule_errors="raise")
-    tasks = await engine.advance(ctx, principal.id)
+    tasks = await engine.open_request(ctx, principal.id)
     await session.flush()
     return request, tasks
 
@@ -267,14 +253,8 @@ async def cancel_request(
         raise Forbidden(
             "only an admin, the creating caller or the requester may cancel a request"
         )
-    if not domain.can_cancel(request.status):
-        raise InvalidState(f"request {request_id} is {request.status}")
-    ctx = engine.Context(
-        session, request, await engine.load_policy(session, request), resolver
-    )
-    await engine.close_request(
-        ctx, "cancelled", reason, principal.id, event_type="request_cancelled"
-    )
+    ctx = await engine.context_for(session, request, resolver)
+    await engine.cancel(ctx, reason=reason, actor=principal.id)
     await session.flush()
     return request
 
@@ -289,40 +269,27 @@ async def resubmit_request(
     resolver: ApproverResolver,
 ) -> tuple[ApprovalRequest, list[Task]]:
     """Restart a request sent back for changes: fresh stages and tasks; history stays."""
-    request = await _lock_visible(session, request_id, principal)
-    if not (
-        _is_creating_caller(principal, request) or principal.id == request.requester
-    ):
-        raise Forbidden(
-            "only the creating caller or the requester may resubmit a request"
+
+    async def attempt(
+        resolutions: engine.Resolutions,
+    ) -> tuple[ApprovalRequest, list[Task]]:
+        request = await _lock_visible(session, request_id, principal)
+        if not (
+            _is_creating_caller(principal, request) or principal.id == request.requester
+        ):
+            raise Forbidden(
+                "only the creating caller or the requester may resubmit a request"
+            )
+        ctx = await engine.context_for(
+            session, request, resolver, resolutions, rule_errors="raise"
         )
-    if not domain.can_resubmit(request.status):
-        raise InvalidState(
-            f"request {request_id} is {request.status}; only changes_requested can be resubmitted"
+        tasks = await engine.restart_cycle(
+            ctx, context=context, comment=comment, actor=principal.id
         )
-    policy = await engine.load_policy(session, request)
-    if context is not None:
-        request.context = dict(context)
-    request.cycle += 1
-    request.status = "in_review"
-    request.outcome_reason = None
-    session.add_all(engine.create_stage_rows(request, policy))
-    await session.flush()
-    await engine.append_event(
-        session,
-        request,
-        "request_resubmitted",
-        principal.id,
-        {
-            "cycle": request.cycle,
-            "comment": comment,
-            "context_changed": context is not None,
-        },
-    )
-    ctx = engine.Context(session, request, policy, resolver, rule_errors="raise")
-    tasks = await engine.advance(ctx, principal.id)
-    await session.flush()
-    return request, tasks
+        await session.flush()
+        return request, tasks
+
+    return await engine.run(session, resolver, attempt)
 
 
 async def get_request(
@@ -357,7 +324,7 @@ async def request_outs(
                 mode=s.mode,
                 mode_value=s.mode_value,
                 due_at=s.due_at,
-                counts=StageCounts(**engine.stage_counts(tasks_by_stage.get(s.id, []))),
+                counts=StageCounts(**domain.stage_counts(tasks_by_stage.get(s.id, []))),
                 resolution_error=s.last_resolution_error
                 if s.status == "resolving"
                 else None,
@@ -456,7 +423,7 @@ def _people(tasks: Sequence[Task]) -> dict[str, list[str]]:
     for task in tasks:
         if task.kind != "approver":
             continue
-        if task.status in ("open", "claimed"):
+        if task.status in domain.UNDECIDED_TASK_STATUSES:
             people["pending"].append(task.assignee)
         elif task.status == "completed" and task.decision_action == "approve":
             people["approved_by"].append(task.assignee)

@@ -212,32 +212,36 @@ async def decide_tasks(
     resolver: ResolverDep,
 ) -> JSONResponse:
     """Decide up to 100 tasks; each item succeeds or fails on its own (207 Multi-Status)."""
-    results: list[BulkDecisionResult] = []
-    # Every request of the batch, locked at once in a global order: no deadlock between batches.
-    await TaskRepository(session).lock_requests_of([i.task_id for i in body.decisions])
-    for item in body.decisions:
-        try:
-            async with session.begin_nested():
-                decision = await task_service.decide(
-                    session,
-                    principal=principal,
-                    task_id=item.task_id,
-                    data=DecisionIn(
-                        action=item.action,
-                        comment=item.comment,
-                        attachments_ref=item.attachments_ref,
-                    ),
-                    resolver=resolver,
-                )
-            results.append(
-                BulkDecisionResult(task_id=item.task_id, status=201, decision=decision)
+    outcomes = await task_service.decide_many(
+        session,
+        principal=principal,
+        items=[
+            task_service.BulkItem(
+                item.task_id,
+                DecisionIn(
+                    action=item.action,
+                    comment=item.comment,
+                    attachments_ref=item.attachments_ref,
+                ),
             )
-        except AppError as error:
-            problem = problem_body(error, instance=f"{request.url.path}#{item.task_id}")
+            for item in body.decisions
+        ],
+        resolver=resolver,
+    )
+    results: list[BulkDecisionResult] = []
+    for item, outcome in zip(body.decisions, outcomes, strict=True):
+        if isinstance(outcome, AppError):
+            problem = problem_body(
+                outcome, instance=f"{request.url.path}#{item.task_id}"
+            )
             results.append(
                 BulkDecisionResult(
-                    task_id=item.task_id, status=error.status_code, problem=problem
+                    task_id=item.task_id, status=outcome.status_code, problem=problem
                 )
+            )
+        else:
+            results.append(
+                BulkDecisionResult(task_id=item.task_id, status=201, decision=outcome)
             )
     content = BulkDecisionsOut(results=results).model_dump(mode="json")
     return JSONResponse(content, status_code=207)

@@ -37,8 +37,9 @@ from sqlalchemy.sql.elements import BindParameter
 from countersign.db import UtcDateTime
 from countersign.kit.pagination import Page, created_keyset, keyset_page
 from countersign.models import ApprovalRequest, Policy, Task
+from countersign.requests.domain import TaskStatus
 
-TASK_STATUSES = ("open", "claimed", "completed", "skipped", "expired", "reassigned")
+TASK_STATUSES: tuple[str, ...] = tuple(status.value for status in TaskStatus)
 
 
 @dataclass(frozen=True)

@@ -1,41 +1,47 @@
-"""Task commands: decide, claim, reassign. Each locks the request row for the whole command."""
+"""Task commands: decide (one or many), claim, reassign. Load, authorize, call the engine.
+
+Each command locks the request row for its whole transaction; approvers a decision's next stage
+needs from an outside system are resolved before that transaction (`engine.run`).
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from countersign.directory.resolver import ApproverResolver
-from countersign.errors import Forbidden, InvalidState, TaskNotFound
+from countersign.errors import AppError, Forbidden, TaskNotFound
 from countersign.identity.principal import Principal
 from countersign.kit.clock import now
-from countersign.models import ApprovalRequest, Decision, RequestStage, Task
+from countersign.models import ApprovalRequest, RequestStage, Task
 from countersign.requests import domain, engine
 from countersign.requests.repository import DelegationRepository, RequestRepository
 from countersign.requests.schemas import DecisionIn, DecisionOut
+from countersign.tasks.repository import TaskRepository
 
 
 @dataclass
 class Locked:
     request: ApprovalRequest
     task: Task
+    stage: RequestStage
 
 
-async def _lock_task(
-    session: AsyncSession, task_id: uuid.UUID, principal: Principal
-) -> Locked:
+async def _lock_task(session: AsyncSession, task_id: uuid.UUID) -> Locked:
     """Find the task, lock its request, then re-read the task under the lock."""
     task = await session.get(Task, task_id)
     if task is None:
         raise TaskNotFound(f"task {task_id} not found")
-    repository = RequestRepository(session)
-    request = await repository.lock(task.request_id)
+    request = await RequestRepository(session).lock(task.request_id)
     if request is None:
         raise TaskNotFound(f"task {task_id} not found")
     await session.refresh(task)
-    return Locked(request, task)
+    stage = await session.get(RequestStage, task.request_stage_id)
+    assert stage is not None  # a foreign key
+    return Locked(request, task, stage)
 
 
 async def _holds_approver_task(session: AsyncSession, task: Task, person: str) -> bool:
@@ -44,8 +50,8 @@ async def _holds_approver_task(session: AsyncSession, task: Task, person: str) -
     )
     return any(
         t.assignee == person
-        and t.kind == "approver"
-        and t.status in (*engine.LIVE_TASK_STATUSES, "completed")
+        and t.kind == domain.TaskKind.APPROVER
+        and t.status in domain.LIVE_TASK_STATUSES
         for t in siblings
     )
 
@@ -67,7 +73,7 @@ async def _acting_for(
     if task.delegated_from is None and await DelegationRepository(
         session
     ).is_active_delegate(user_id=task.assignee, delegate=principal.id, at=now()):
-        if task.kind == "approver" and await _holds_approver_task(
+        if task.kind == domain.TaskKind.APPROVER and await _holds_approver_task(
             session, task, principal.id
         ):
             raise Forbidden(
@@ -80,82 +86,29 @@ async def _acting_for(
     raise Forbidden(f"task {task.id} is assigned to {task.assignee!r}")
 
 
-async def decide(
+async def _decide_locked(
     session: AsyncSession,
     *,
     principal: Principal,
     task_id: uuid.UUID,
     data: DecisionIn,
     resolver: ApproverResolver,
+    resolutions: engine.Resolutions,
 ) -> DecisionOut:
-    """Record a decision; settle the stage and move the request on in the same transaction."""
-    locked = await _lock_task(session, task_id, principal)
-    request, task = locked.request, locked.task
+    locked = await _lock_task(session, task_id)
     on_behalf_of = await _acting_for(session, principal, locked)
-    if not domain.can_decide(request.status):
-        raise InvalidState(f"request {request.id} is {request.status}")
-    if task.status not in engine.LIVE_TASK_STATUSES:
-        raise InvalidState(f"task {task.id} is {task.status}")
-    stage = await session.get(RequestStage, task.request_stage_id)
-    assert stage is not None
-    policy = await engine.load_policy(session, request)
-    ctx = engine.Context(session, request, policy, resolver)
-
-    if task.kind == "approver":
-        bar = await _sod_bar(ctx, stage, actor=principal.id, on_behalf_of=on_behalf_of)
-        if bar is not None:
-            raise Forbidden(
-                f"separation of duties forbids this decision ({bar.reason}: {bar.detail})"
-            )
-    if data.action == "request_changes":
-        if task.kind != "approver":
-            raise InvalidState("observers cannot request changes")
-        if not policy.allow_request_changes:
-            raise InvalidState(
-                f"policy {policy.policy_key!r} does not allow request_changes"
-            )
-
-    at = now()
-    decision = Decision(
-        id=uuid.uuid4(),
-        task_id=task.id,
-        request_id=request.id,
-        stage_order=task.stage_order,
-        actor=principal.id,
-        on_behalf_of=on_behalf_of,
+    request, task, stage = locked.request, locked.task, locked.stage
+    ctx = await engine.context_for(session, request, resolver, resolutions)
+    decision = await engine.record_decision(
+        ctx,
+        task,
+        stage,
         action=data.action,
         comment=data.comment,
         attachments_ref=data.attachments_ref,
-        created_at=at,
+        actor=principal.id,
+        on_behalf_of=on_behalf_of,
     )
-    session.add(decision)
-    task.status = "completed"
-    task.completed_at = at
-    task.decision_action = data.action
-    task.decision_comment = data.comment
-    # The unique index on decisions.task_id turns any race that slipped past the lock into an error.
-    await session.flush()
-    await engine.append_event(
-        session,
-        request,
-        "decision_recorded",
-        principal.id,
-        {
-            "task_id": str(task.id),
-            "decision_id": str(decision.id),
-            "stage_order": task.stage_order,
-            "kind": task.kind,
-            "assignee": task.assignee,
-            "action": data.action,
-            "comment": data.comment,
-            "on_behalf_of": on_behalf_of,
-        },
-    )
-    if data.action == "request_changes":
-        await _request_changes(ctx, task, data.comment, principal.id)
-    elif task.kind == "approver":
-        await engine.settle_stage(ctx, stage, principal.id)
-    await session.flush()
     return DecisionOut(
         id=decision.id,
         request_id=request.id,
@@ -166,68 +119,85 @@ async def decide(
         action=data.action,
         comment=data.comment,
         attachments_ref=data.attachments_ref,
-        created_at=at,
+        created_at=decision.created_at,
         request_status=request.status,
         stage_status=stage.status,
     )
 
 
-async def _sod_bar(
-    ctx: engine.Context,
-    stage: RequestStage,
+async def decide(
+    session: AsyncSession,
     *,
-    actor: str,
-    on_behalf_of: str | None,
-) -> domain.Barred | None:
-    """Why separation of duties bars `actor` (acting for `on_behalf_of`) from deciding in `stage`.
+    principal: Principal,
+    task_id: uuid.UUID,
+    data: DecisionIn,
+    resolver: ApproverResolver,
+) -> DecisionOut:
+    """Record a decision; settle the stage and move the request on in the same transaction."""
 
-    The decision-time twin of resolution: the same facts and the same rule
-    (`domain.barred_users`), read again now, so delegations and approvals that came after the
-    stage started count too.
+    async def attempt(resolutions: engine.Resolutions) -> DecisionOut:
+        return await _decide_locked(
+            session,
+            principal=principal,
+            task_id=task_id,
+            data=data,
+            resolver=resolver,
+            resolutions=resolutions,
+        )
+
+    return await engine.run(session, resolver, attempt)
+
+
+@dataclass(frozen=True)
+class BulkItem:
+    task_id: uuid.UUID
+    data: DecisionIn
+
+
+async def decide_many(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    items: Sequence[BulkItem],
+    resolver: ApproverResolver,
+) -> list[DecisionOut | AppError]:
+    """Decide each item on its own (a failure is that item's answer), in one transaction.
+
+    Every request of the batch is locked at once in a global order (no deadlock between batches);
+    each item runs in a savepoint. Network resolution for any item happens before the
+    transaction, for all of them (`engine.run`).
     """
-    facts = await engine.sod_facts(ctx, stage.stage_order)
-    return domain.decision_bar(facts, actor=actor, on_behalf_of=on_behalf_of)
 
+    async def attempt(resolutions: engine.Resolutions) -> list[DecisionOut | AppError]:
+        await TaskRepository(session).lock_requests_of([i.task_id for i in items])
+        results: list[DecisionOut | AppError] = []
+        for item in items:
+            try:
+                async with session.begin_nested():
+                    results.append(
+                        await _decide_locked(
+                            session,
+                            principal=principal,
+                            task_id=item.task_id,
+                            data=item.data,
+                            resolver=resolver,
+                            resolutions=resolutions,
+                        )
+                    )
+            except AppError as error:
+                results.append(error)
+        return results
 
-async def _request_changes(
-    ctx: engine.Context, task: Task, comment: str | None, actor: str
-) -> None:
-    request = ctx.request
-    skipped = await engine.skip_open_tasks(ctx, stage_ids=None)
-    for stage in await ctx.repository.list_stages(request.id, request.cycle):
-        if stage.status in ("pending", "active", "resolving"):
-            stage.status = "cancelled"
-            stage.completed_at = now()
-            stage.next_resolution_at = None
-    request.status = "changes_requested"
-    request.outcome_reason = "changes_requested"
-    request.current_stage_order = None
-    await engine.append_event(
-        ctx.session,
-        request,
-        "request_changes_requested",
-        actor,
-        {
-            "task_id": str(task.id),
-            "stage_order": task.stage_order,
-            "comment": comment,
-            "skipped_task_ids": [str(t.id) for t in skipped],
-        },
-    )
+    return await engine.run(session, resolver, attempt)
 
 
 async def claim(
     session: AsyncSession, *, principal: Principal, task_id: uuid.UUID
 ) -> tuple[Task, ApprovalRequest]:
     """Mark an open task as being worked on by its assignee (or their active delegate)."""
-    locked = await _lock_task(session, task_id, principal)
+    locked = await _lock_task(session, task_id)
     await _acting_for(session, principal, locked)
-    if locked.task.status != "open" or not domain.can_decide(locked.request.status):
-        raise InvalidState(
-            f"task {task_id} is {locked.task.status}; only open tasks can be claimed"
-        )
-    locked.task.status = "claimed"
-    locked.task.claimed_at = now()
+    engine.claim_task(locked.task, locked.request)
     await session.flush()
     return locked.task, locked.request
 
@@ -244,71 +214,14 @@ async def reassign(
     """Admin: move an open task to someone else. The old task becomes `reassigned` and stops counting."""
     if not principal.is_admin:
         raise Forbidden("only admins reassign tasks")
-    locked = await _lock_task(session, task_id, principal)
-    request, old = locked.request, locked.task
-    if (
-        not domain.can_decide(request.status)
-        or old.status not in engine.LIVE_TASK_STATUSES
-    ):
-        raise InvalidState(
-            f"task {task_id} is {old.status}; only open or claimed tasks can be reassigned"
-        )
-    if new_assignee == old.assignee:
-        raise InvalidState(f"task {task_id} is already assigned to {new_assignee!r}")
-    policy = await engine.load_policy(session, request)
-    stage = await session.get(RequestStage, old.request_stage_id)
-    assert stage is not None
-    if old.kind == "approver":
-        # The new assignee must be someone who may decide: a task nobody can decide hangs the stage.
-        ctx = engine.Context(session, request, policy, resolver)
-        bar = await _sod_bar(ctx, stage, actor=new_assignee, on_behalf_of=None)
-        if bar is not None:
-            raise Forbidden(
-                f"separation of duties forbids {new_assignee!r} this task "
-                f"({bar.reason}: {bar.detail})"
-            )
-    siblings = await RequestRepository(session).list_tasks(
-        request.id, stage_ids=[old.request_stage_id]
+    locked = await _lock_task(session, task_id)
+    ctx = await engine.context_for(session, locked.request, resolver)
+    new = await engine.reassign_task(
+        ctx,
+        locked.task,
+        locked.stage,
+        new_assignee=new_assignee,
+        reason=reason,
+        actor=principal.id,
     )
-    if any(
-        t.assignee == new_assignee
-        and t.status in (*engine.LIVE_TASK_STATUSES, "completed")
-        for t in siblings
-    ):
-        raise InvalidState(f"{new_assignee!r} already holds a task in this stage")
-    at = now()
-    new = engine.new_task(
-        request,
-        stage,
-        kind=old.kind,
-        assignee=new_assignee,
-        at=at,
-        reassigned_from=old.assignee,
-        required=old.required,
-        due_at=old.due_at,
-        remind_at=old.remind_at,
-    )
-    old.status = "reassigned"
-    old.completed_at = at
-    session.add(new)
-    if old.required and old.assignee in stage.required_approvers:
-        # The new holder inherits the requirement, so a required approver's task can be handed over.
-        stage.required_approvers = [
-            new_assignee if p == old.assignee else p for p in stage.required_approvers
-        ]
-    await session.flush()
-    await engine.append_event(
-        session,
-        request,
-        "task_reassigned",
-        principal.id,
-        {
-            "task_id": str(old.id),
-            "new_task_id": str(new.id),
-            "stage_order": old.stage_order,
-            "from": old.assignee,
-            "to": new_assignee,
-            "reason": reason,
-        },
-    )
-    return new, request
+    return new, locked.request

@@ -48,6 +48,13 @@ def enqueue(name: str, job_id: str, **kwargs: Any) -> None:
     jobs.append(Job(name, job_id, kwargs))
 
 
+def discard_buffered() -> None:
+    """Forget the jobs asked for so far in this transaction: it was rolled back to be run again."""
+    jobs = _buffer.get()
+    if jobs is not None:
+        jobs.clear()
+
+
 class JobQueue(Protocol):
     async def send(self, jobs: list[Job]) -> None: ...
 

@@ -1,4 +1,5 @@
-"""Request, task, decision and event bodies of the contract (AWE's field names; Countersign adds fields)."""
+"""Request and event bodies of the contract (AWE's field names; Countersign adds fields); the task
+and decision bodies are `tasks/schemas.py`'s."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from countersign.kit.validation import AttachmentsRef
-
 # The status vocabulary is `requests/domain.py`'s: these are its enums, not copies of their values.
 from countersign.requests.domain import (
     DecisionAction,
@@ -18,8 +17,16 @@ from countersign.requests.domain import (
     TaskKind,
     TaskStatus,
 )
+from countersign.tasks.schemas import TaskOut
 
-__all__ = ["DecisionAction", "RequestStatus", "StageStatus", "TaskKind", "TaskStatus"]
+__all__ = [
+    "DecisionAction",
+    "RequestStatus",
+    "StageStatus",
+    "TaskKind",
+    "TaskOut",
+    "TaskStatus",
+]
 
 Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Text500 = Annotated[str, StringConstraints(min_length=1, max_length=500)]
@@ -52,27 +59,6 @@ class CancelIn(_In):
 class ResubmitIn(_In):
     context: dict[str, Any] | None = None
     comment: Annotated[str, StringConstraints(max_length=4000)] | None = None
-
-
-class TaskOut(_Out):
-    id: uuid.UUID
-    request_id: uuid.UUID
-    stage_order: int
-    kind: TaskKind
-    assignee: str
-    delegated_from: str | None
-    reassigned_from: str | None
-    status: TaskStatus
-    due_at: datetime | None
-    claimed_at: datetime | None
-    completed_at: datetime | None
-    decision_action: DecisionAction | None
-    decision_comment: str | None
-    created_at: datetime
-    artifact_type: str
-    artifact_id: str
-    policy_key: str
-    context: dict[str, Any]
 
 
 class RequestCreated(BaseModel):
@@ -152,68 +138,6 @@ class ChainVerification(BaseModel):
     valid: bool
     count: int
     broken_at_sequence: int | None = None
-
-
-class DecisionIn(_In):
-    action: DecisionAction
-    comment: Annotated[str, StringConstraints(max_length=4000)] | None = None
-    attachments_ref: AttachmentsRef | None = None
-
-
-class DecisionOut(BaseModel):
-    id: uuid.UUID
-    request_id: uuid.UUID
-    task_id: uuid.UUID
-    stage_order: int
-    actor: str
-    on_behalf_of: str | None
-    action: DecisionAction
-    comment: str | None
-    attachments_ref: Any | None
-    created_at: datetime
-    request_status: RequestStatus
-    stage_status: StageStatus
-
-
-class BulkDecisionItem(DecisionIn):
-    task_id: uuid.UUID
-
-
-class BulkDecisionsIn(_In):
-    decisions: list[BulkDecisionItem] = Field(min_length=1, max_length=100)
-
-
-class BulkDecisionResult(BaseModel):
-    task_id: uuid.UUID
-    status: int
-    decision: DecisionOut | None = None
-    problem: dict[str, Any] | None = None
-
-
-class BulkDecisionsOut(BaseModel):
-    results: list[BulkDecisionResult]
-
-
-class ReassignIn(_In):
-    new_assignee: Text200
-    reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
-
-
-class TaskPage(BaseModel):
-    items: list[TaskOut]
-    total: int | None
-    page: int | None
-    page_size: int
-    pages: int | None
-    next_cursor: str | None
-
-
-class TaskStats(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    total: int
-    by_artifact_type: dict[str, int]
-    by_status: dict[str, int]
 
 
 class StageAdminOut(BaseModel):

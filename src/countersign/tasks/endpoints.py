@@ -18,7 +18,9 @@ from countersign.kit.pagination import decode_keyset
 from countersign.kit.problem import problem_body, problem_responses
 from countersign.kit.validation import PageQuery
 from countersign.requests.repository import RequestRepository
-from countersign.requests.schemas import (
+from countersign.tasks import service as task_service
+from countersign.tasks.repository import TASK_STATUSES, TaskFilter, TaskRepository
+from countersign.tasks.schemas import (
     BulkDecisionResult,
     BulkDecisionsIn,
     BulkDecisionsOut,
@@ -29,8 +31,6 @@ from countersign.requests.schemas import (
     TaskPage,
     TaskStats,
 )
-from countersign.tasks import service as task_service
-from countersign.tasks.repository import TASK_STATUSES, TaskFilter, TaskRepository
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 

@@ -19,8 +19,8 @@ from countersign.kit.clock import now
 from countersign.models import ApprovalRequest, RequestStage, Task
 from countersign.requests import domain, engine
 from countersign.requests.repository import DelegationRepository, RequestRepository
-from countersign.requests.schemas import DecisionIn, DecisionOut
 from countersign.tasks.repository import TaskRepository
+from countersign.tasks.schemas import DecisionIn, DecisionOut
 
 
 @dataclass

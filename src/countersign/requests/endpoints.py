@@ -31,7 +31,7 @@ from countersign.kit.pagination import (
 from countersign.kit.problem import problem_responses
 from countersign.kit.validation import UtcDatetime
 from countersign.policies.diagram import SVG_HEADERS, SVG_MEDIA_TYPE
-from countersign.requests import diagram_links, engine, evidence
+from countersign.requests import diagram_links, evidence
 from countersign.requests import service as request_service
 from countersign.requests.evidence import EvidenceOut
 from countersign.requests.repository import RequestRepository
@@ -80,57 +80,16 @@ async def create_request(
     key = (
         idempotency.parse_key(idempotency_key) if idempotency_key is not None else None
     )
-    fingerprint = idempotency.fingerprint(await request.body())
-
-    async def attempt(resolutions: engine.Resolutions) -> Response:
-        # The whole command, key claim included: an attempt rolled back to resolve approvers
-        # outside the transaction (engine.run) leaves no claimed key behind.
-        if key is not None:
-            stored = await idempotency.begin(
-                session,
-                caller=principal.caller,
-                key=key,
-                method="POST",
-                path="/requests",
-                body_fingerprint=fingerprint,
-            )
-            if stored is not None:
-                return Response(
-                    stored.body,
-                    status_code=stored.status,
-                    headers={**stored.headers, "Idempotent-Replayed": "true"},
-                )
-        created, tasks = await request_service.create_request(
-            session,
-            principal=principal,
-            data=body,
-            resolver=resolver,
-            outbound=request.app.state.outbound_policy,
-            resolutions=resolutions,
-        )
-        content = (
-            RequestCreated(
-                request_id=created.id,
-                status=created.status,
-                current_stage_order=created.current_stage_order,
-                tasks=[request_service.task_out(t, created) for t in tasks],
-            )
-            .model_dump_json()
-            .encode()
-        )
-        headers = {"Content-Type": JSON, "Location": f"/v1/requests/{created.id}"}
-        if key is not None:
-            await idempotency.complete(
-                session,
-                caller=principal.caller,
-                key=key,
-                status=201,
-                headers=headers,
-                body=content,
-            )
-        return Response(content, status_code=201, headers=headers)
-
-    return await engine.run(session, resolver, attempt)
+    answer = await request_service.create_idempotent(
+        session,
+        principal=principal,
+        data=body,
+        resolver=resolver,
+        outbound=request.app.state.outbound_policy,
+        key=key,
+        fingerprint=idempotency.fingerprint(await request.body()),
+    )
+    return Response(answer.body, status_code=answer.status, headers=answer.headers)
 
 
 @router.get("", response_model=list[RequestOut], responses=problem_responses(422))

@@ -21,6 +21,7 @@ from countersign.errors import (
     ValidationFailed,
 )
 from countersign.identity.principal import Principal
+from countersign.kit import idempotency
 from countersign.kit.clock import now
 from countersign.kit.locking import advisory_xact_lock
 from countersign.kit.outbound import OutboundPolicy, check_url_async
@@ -35,6 +36,7 @@ from countersign.requests.repository import RequestRepository
 from countersign.requests.schemas import (
     ChainVerification,
     RequestCreate,
+    RequestCreated,
     RequestOut,
     RequestStageOut,
     StageCounts,
@@ -208,6 +210,73 @@ async def create_request(
     tasks = await engine.open_request(ctx, principal.id)
     await session.flush()
     return request, tasks
+
+
+JSON = "application/json"
+
+
+async def create_idempotent(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    data: RequestCreate,
+    resolver: ApproverResolver,
+    outbound: OutboundPolicy,
+    key: str | None,
+    fingerprint: str,
+) -> idempotency.StoredResponse:
+    """`POST /v1/requests`: create, or with an Idempotency-Key already used, the first answer
+    again (marked `Idempotent-Replayed`). The body is serialised once, and stored as sent."""
+
+    async def attempt(resolutions: engine.Resolutions) -> idempotency.StoredResponse:
+        # The whole command, key claim included: an attempt rolled back to resolve approvers
+        # outside the transaction (engine.run) leaves no claimed key behind.
+        if key is not None:
+            stored = await idempotency.begin(
+                session,
+                caller=principal.caller,
+                key=key,
+                method="POST",
+                path="/requests",
+                body_fingerprint=fingerprint,
+            )
+            if stored is not None:
+                return idempotency.StoredResponse(
+                    stored.status,
+                    {**stored.headers, "Idempotent-Replayed": "true"},
+                    stored.body,
+                )
+        created, tasks = await create_request(
+            session,
+            principal=principal,
+            data=data,
+            resolver=resolver,
+            outbound=outbound,
+            resolutions=resolutions,
+        )
+        content = (
+            RequestCreated(
+                request_id=created.id,
+                status=created.status,
+                current_stage_order=created.current_stage_order,
+                tasks=[task_out(t, created) for t in tasks],
+            )
+            .model_dump_json()
+            .encode()
+        )
+        headers = {"Content-Type": JSON, "Location": f"/v1/requests/{created.id}"}
+        if key is not None:
+            await idempotency.complete(
+                session,
+                caller=principal.caller,
+                key=key,
+                status=201,
+                headers=headers,
+                body=content,
+            )
+        return idempotency.StoredResponse(201, headers, content)
+
+    return await engine.run(session, resolver, attempt)
 
 
 async def _visible_request(

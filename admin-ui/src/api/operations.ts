@@ -93,6 +93,7 @@ export function useRequestDeliveries(id: string, enabled: boolean) {
     queryFn: () =>
       unwrap(api.GET("/v1/admin/deliveries", { params: { query: { request_id: id, limit: 500 } } })),
     enabled,
+    refetchInterval: (q) => pendingPoll(q.state.data),
   });
 }
 
@@ -186,17 +187,28 @@ export function useDecide() {
 
 // ---- deliveries -----------------------------------------------------------------------------
 
+/**
+ * While a shown delivery is pending (just created, or re-queued by Retry), look again every few
+ * seconds, so the operator sees it go through (or fail again) without reloading.
+ */
+export const PENDING_POLL_MS = 3000;
+function pendingPoll(rows: { status: string }[] | undefined): number | false {
+  return rows?.some((d) => d.status === "pending") ? PENDING_POLL_MS : false;
+}
+
 export function useDeliveries(filters: DeliveryFilters) {
   return useQuery({
     queryKey: opsKeys.deliveryList(filters),
     queryFn: () => unwrapPage(api.GET("/v1/admin/deliveries", { params: { query: filters } })),
     placeholderData: keepPreviousData,
+    refetchInterval: (q) => pendingPoll(q.state.data?.items),
   });
 }
 
-export function useAttempts(id: string, enabled = true) {
+/** `version` (the delivery's last attempt time) changes with every attempt: the list refetches then. */
+export function useAttempts(id: string, version: string | null = null, enabled = true) {
   return useQuery({
-    queryKey: opsKeys.attempts(id),
+    queryKey: [...opsKeys.attempts(id), version],
     queryFn: () =>
       unwrap(api.GET("/v1/admin/deliveries/{delivery_id}/attempts", { params: { path: { delivery_id: id } } })),
     enabled,

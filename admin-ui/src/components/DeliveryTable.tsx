@@ -13,13 +13,13 @@ import { ProblemAlert } from "./ProblemAlert";
 import { LoadingState } from "./States";
 import { StatusBadge } from "./StatusBadge";
 
-function Attempts({ id }: { id: string }) {
-  const attempts = useAttempts(id);
+function Attempts({ id, version }: { id: string; version: string | null }) {
+  const attempts = useAttempts(id, version);
   if (attempts.isPending) return <LoadingState label="Loading attempts" />;
   if (attempts.isError) return <ProblemAlert error={attempts.error} />;
   if (attempts.data.length === 0) return <Text size="sm" c="dimmed">No attempt yet.</Text>;
   return (
-    <Table withTableBorder aria-label="Attempts" fz="sm">
+    <Table withTableBorder aria-label="Attempts" fz="sm" data-stack>
       <Table.Thead>
         <Table.Tr>
           <Table.Th>Attempt</Table.Th>
@@ -33,16 +33,32 @@ function Attempts({ id }: { id: string }) {
       <Table.Tbody>
         {attempts.data.map((a) => (
           <Table.Tr key={`${a.attempt}-${a.started_at}`}>
-            <Table.Td>{a.attempt}</Table.Td>
-            <Table.Td>{formatDateTime(a.started_at)}</Table.Td>
-            <Table.Td>{a.status_code ?? "—"}</Table.Td>
-            <Table.Td style={{ wordBreak: "break-word" }}>{a.error ?? "—"}</Table.Td>
-            <Table.Td>{a.trigger}</Table.Td>
-            <Table.Td>{a.duration_ms} ms</Table.Td>
+            <Table.Td data-label="Attempt">{a.attempt}</Table.Td>
+            <Table.Td data-label="Started">{formatDateTime(a.started_at)}</Table.Td>
+            <Table.Td data-label="Status code">{a.status_code ?? "—"}</Table.Td>
+            <Table.Td data-label="Error" style={{ wordBreak: "break-word" }}>{a.error ?? "—"}</Table.Td>
+            <Table.Td data-label="Trigger">{a.trigger}</Table.Td>
+            <Table.Td data-label="Duration">{a.duration_ms} ms</Table.Td>
           </Table.Tr>
         ))}
       </Table.Tbody>
     </Table>
+  );
+}
+
+/** The status code, then the error text without the "HTTP 500: " it would repeat. */
+function LastAnswer({ delivery: d }: { delivery: DeliveryOut }) {
+  const code = d.last_status_code ? `HTTP ${d.last_status_code}` : d.last_attempt_at ? "no answer" : "—";
+  const error = d.last_error && d.last_status_code ? d.last_error.replace(new RegExp(`^HTTP ${d.last_status_code}:?\\s*`), "") : d.last_error;
+  return (
+    <>
+      <Text size="sm">{code}</Text>
+      {error && (
+        <Text size="xs" c="red.9" style={{ wordBreak: "break-word" }}>
+          {error}
+        </Text>
+      )}
+    </>
   );
 }
 
@@ -61,7 +77,7 @@ export function DeliveryTable({
   const columns = showRequest ? 8 : 7;
   return (
     <Table.ScrollContainer minWidth={820}>
-      <Table highlightOnHover aria-label="Deliveries">
+      <Table highlightOnHover aria-label="Deliveries" data-stack>
         <Table.Thead>
           <Table.Tr>
             <Table.Th w={36}>
@@ -84,7 +100,7 @@ export function DeliveryTable({
             return (
               <Fragment key={d.id}>
                 <Table.Tr>
-                  <Table.Td>
+                  <Table.Td data-label="Attempts" data-stack-last>
                     <ActionIcon
                       variant="subtle"
                       color="gray"
@@ -95,39 +111,34 @@ export function DeliveryTable({
                       <span aria-hidden>{expanded ? "▾" : "▸"}</span>
                     </ActionIcon>
                   </Table.Td>
-                  <Table.Td>
+                  <Table.Td data-label="Event">
                     <Text size="sm">{d.event_type}</Text>
                     <Text size="xs" c="dimmed">
                       #{d.sequence} · {formatDateTime(d.created_at)}
                     </Text>
                   </Table.Td>
                   {showRequest && (
-                    <Table.Td>
+                    <Table.Td data-label="Request">
                       <AnchorLink to="/requests/$id" params={{ id: d.request_id }} ff="monospace" size="sm" title={d.request_id}>
                         {d.request_id.slice(0, 8)}
                       </AnchorLink>
                     </Table.Td>
                   )}
-                  <Table.Td maw={260}>
+                  <Table.Td data-label="URL" maw={260}>
                     <Text size="sm" ff="monospace" style={{ wordBreak: "break-all" }}>
                       {d.url}
                     </Text>
                   </Table.Td>
-                  <Table.Td>
+                  <Table.Td data-label="Status">
                     <StatusBadge status={d.status} />
                     <Text size="xs" c="dimmed">
                       attempt {d.attempt}
                     </Text>
                   </Table.Td>
-                  <Table.Td maw={260}>
-                    <Text size="sm">{d.last_status_code ? `HTTP ${d.last_status_code}` : d.last_attempt_at ? "no answer" : "—"}</Text>
-                    {d.last_error && (
-                      <Text size="xs" c="red.9" style={{ wordBreak: "break-word" }}>
-                        {d.last_error}
-                      </Text>
-                    )}
+                  <Table.Td data-label="Last answer" maw={260}>
+                    <LastAnswer delivery={d} />
                   </Table.Td>
-                  <Table.Td>{d.status === "pending" ? formatDateTime(d.next_attempt_at) : "—"}</Table.Td>
+                  <Table.Td data-label="Next attempt">{d.status === "pending" ? formatDateTime(d.next_attempt_at) : "—"}</Table.Td>
                   <Table.Td>
                     {canRetry && d.status !== "delivered" && (
                       <Button
@@ -164,7 +175,7 @@ export function DeliveryTable({
                             Attempts
                           </Text>
                         </Group>
-                        <Attempts id={d.id} />
+                        <Attempts id={d.id} version={d.last_attempt_at} />
                       </div>
                     </Table.Td>
                   </Table.Tr>

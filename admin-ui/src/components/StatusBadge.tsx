@@ -29,7 +29,8 @@ const COLOURS: Record<string, string> = {
 export function StatusBadge({ status }: { status: string | null | undefined }) {
   if (!status) return null;
   return (
-    <Badge color={COLOURS[status] ?? "blue"} variant="dot" radius="sm" c="dark.7">
+    // Never cut to "EXHAUS…" in a narrow column: the word is the information.
+    <Badge color={COLOURS[status] ?? "blue"} variant="dot" radius="sm" c="dark.7" miw="max-content">
       {status.replace(/_/g, " ")}
     </Badge>
   );

@@ -108,7 +108,7 @@ export function AuditPage() {
         {(page) => (
           <>
             <Table.ScrollContainer minWidth={720}>
-              <Table highlightOnHover aria-label="Audit entries">
+              <Table highlightOnHover aria-label="Audit entries" data-stack>
                 <Table.Thead>
                   <Table.Tr>
                     <Table.Th w={36}>
@@ -128,7 +128,7 @@ export function AuditPage() {
                     return (
                       <Fragment key={e.id}>
                         <Table.Tr>
-                          <Table.Td>
+                          <Table.Td data-label="Details" data-stack-last>
                             <ActionIcon
                               variant="subtle"
                               color="gray"
@@ -139,20 +139,20 @@ export function AuditPage() {
                               <span aria-hidden>{expanded ? "▾" : "▸"}</span>
                             </ActionIcon>
                           </Table.Td>
-                          <Table.Td>{formatDateTime(e.created_at)}</Table.Td>
-                          <Table.Td>{e.actor}</Table.Td>
-                          <Table.Td>
+                          <Table.Td data-label="When">{formatDateTime(e.created_at)}</Table.Td>
+                          <Table.Td data-label="Actor">{e.actor}</Table.Td>
+                          <Table.Td data-label="Action">
                             <Text size="sm" ff="monospace">
                               {e.action}
                             </Text>
                           </Table.Td>
-                          <Table.Td>
+                          <Table.Td data-label="Resource">
                             <Text size="sm">{e.resource_type}</Text>
                             <Text size="xs" ff="monospace" c="dimmed" style={{ wordBreak: "break-all" }}>
                               {e.resource_id}
                             </Text>
                           </Table.Td>
-                          <Table.Td>
+                          <Table.Td data-label="Changed">
                             <Text size="sm">{changed.length ? changed.slice(0, 4).join(", ") + (changed.length > 4 ? "…" : "") : "—"}</Text>
                           </Table.Td>
                         </Table.Tr>

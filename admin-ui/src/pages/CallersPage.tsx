@@ -108,7 +108,7 @@ function CallerSecrets({ caller, onCreated }: { caller: string; onCreated: (s: S
       >
         {(rows) => (
           <Table.ScrollContainer minWidth={640}>
-            <Table striped aria-label="Secrets">
+            <Table striped aria-label="Secrets" data-stack>
               <Table.Thead>
                 <Table.Tr>
                   <Table.Th>Secret</Table.Th>
@@ -124,16 +124,16 @@ function CallerSecrets({ caller, onCreated }: { caller: string; onCreated: (s: S
               <Table.Tbody>
                 {rows.map((s) => (
                   <Table.Tr key={s.id}>
-                    <Table.Td>
+                    <Table.Td data-label="Secret">
                       <ShortId id={s.id} />
                       {s.subscribe_decisions && <Text size="xs" c="dimmed">with decisions</Text>}
                     </Table.Td>
-                    <Table.Td>
+                    <Table.Td data-label="Status">
                       <StatusBadge status={s.status} />
                     </Table.Td>
-                    <Table.Td>{formatDateTime(s.created_at)}</Table.Td>
-                    <Table.Td>{formatDateTime(s.rotated_at)}</Table.Td>
-                    <Table.Td>{s.status === "revoked" ? "—" : s.expires_at ? formatDateTime(s.expires_at) : "no end"}</Table.Td>
+                    <Table.Td data-label="Created">{formatDateTime(s.created_at)}</Table.Td>
+                    <Table.Td data-label="Rotated">{formatDateTime(s.rotated_at)}</Table.Td>
+                    <Table.Td data-label="Signs until">{s.status === "revoked" ? "—" : s.expires_at ? formatDateTime(s.expires_at) : "no end"}</Table.Td>
                     <Table.Td>
                       {s.status !== "revoked" && (
                         <Group gap="xs" wrap="nowrap">

@@ -70,7 +70,7 @@ export function DelegationsPage() {
             {(page) => (
               <>
                 <Table.ScrollContainer minWidth={720}>
-                  <Table striped aria-label="Delegations">
+                  <Table striped aria-label="Delegations" data-stack>
                     <Table.Thead>
                       <Table.Tr>
                         <Table.Th>User</Table.Th>
@@ -90,16 +90,16 @@ export function DelegationsPage() {
                         const mine = d.user_id === session?.user;
                         return (
                           <Table.Tr key={d.id}>
-                            <Table.Td>{d.user_id}</Table.Td>
-                            <Table.Td>{d.delegate_to}</Table.Td>
-                            <Table.Td>{formatDateTime(d.starts_at)}</Table.Td>
-                            <Table.Td>{formatDateTime(d.ends_at)}</Table.Td>
-                            <Table.Td>
+                            <Table.Td data-label="User">{d.user_id}</Table.Td>
+                            <Table.Td data-label="Delegate">{d.delegate_to}</Table.Td>
+                            <Table.Td data-label="From">{formatDateTime(d.starts_at)}</Table.Td>
+                            <Table.Td data-label="Until">{formatDateTime(d.ends_at)}</Table.Td>
+                            <Table.Td data-label="State">
                               <Badge color={state.color} variant="dot" c="dark.7">
                                 {state.label}
                               </Badge>
                             </Table.Td>
-                            <Table.Td>{d.reason ?? "—"}</Table.Td>
+                            <Table.Td data-label="Reason">{d.reason ?? "—"}</Table.Td>
                             <Table.Td>
                               {(admin || mine) && (
                                 <Button size="xs" color="red" variant="light" onClick={() => setDeleting(d)}>
@@ -189,11 +189,12 @@ function NewDelegation({ admin, me, directory }: { admin: boolean; me: string; d
           );
         }}
       >
-        <SimpleGrid cols={{ base: 1, sm: 2, lg: admin ? 5 : 4 }} spacing="sm">
+        <SimpleGrid cols={{ base: 1, sm: 2, lg: admin ? 3 : 4 }} spacing="sm">
           {admin && (
             <Autocomplete
               label="For user"
               description="Empty: yourself"
+              inputWrapperOrder={["label", "input", "description", "error"]}
               placeholder={me}
               value={userId}
               onChange={setUserId}

@@ -17,7 +17,7 @@ describe("Deliveries", () => {
       }),
     );
     renderApp(`/deliveries?status=exhausted&request_id=${REQUEST_ID}&event_type=request_created`);
-    expect(await screen.findByText("HTTP 410 Gone")).toBeInTheDocument();
+    expect(await screen.findByText("gone for good")).toBeInTheDocument();
     const q = seen.at(-1)!;
     expect(q.get("status")).toBe("exhausted");
     expect(q.get("request_id")).toBe(REQUEST_ID);
@@ -68,7 +68,7 @@ describe("Deliveries", () => {
     signInAs("victor", ["AWE_VIEWER"]);
     server.use(http.get("*/v1/admin/deliveries", () => HttpResponse.json([delivery()])));
     renderApp("/deliveries?status=exhausted");
-    await screen.findByText("HTTP 410 Gone");
+    await screen.findByText("gone for good");
     expect(screen.queryByRole("button", { name: "Retry all matching" })).not.toBeInTheDocument();
     expect(screen.queryByRole("button", { name: "Retry" })).not.toBeInTheDocument();
   });
@@ -84,5 +84,26 @@ describe("Deliveries", () => {
     await waitFor(() => expect(router.state.location.search).toMatchObject({ status: "exhausted" }));
     expect(await screen.findByText("No exhausted deliveries")).toBeInTheDocument();
     expect(screen.getByRole("button", { name: "Retry all matching" })).toBeInTheDocument();
+  });
+
+  it("looks again while a delivery is pending, so a retried one is seen going through", async () => {
+    signInAs("carol");
+    let calls = 0;
+    server.use(
+      http.get("*/v1/admin/deliveries", () => {
+        calls += 1;
+        return HttpResponse.json([
+          calls === 1
+            ? delivery({ status: "pending", attempt: 0, next_attempt_at: "2026-12-07T10:02:00Z", last_status_code: null, last_error: null })
+            : delivery({ status: "delivered", last_status_code: 204, last_error: null }),
+        ]);
+      }),
+    );
+    renderApp("/deliveries");
+    const table = await screen.findByRole("table", { name: "Deliveries" });
+    expect(within(table).getByText("pending")).toBeInTheDocument();
+    expect(await within(table).findByText("HTTP 204", {}, { timeout: 6000 })).toBeInTheDocument();
+    expect(within(table).getByText("delivered")).toBeInTheDocument();
+    expect(calls).toBe(2);
   });
 });

@@ -265,7 +265,7 @@ function TaskTable({ request, tasks, canReassign }: { request: RequestOut; tasks
   return (
     <>
       <Table.ScrollContainer minWidth={720}>
-        <Table striped aria-label="Tasks" fz="sm">
+        <Table striped aria-label="Tasks" fz="sm" data-stack>
           <Table.Thead>
             <Table.Tr>
               <Table.Th>Stage</Table.Th>
@@ -283,18 +283,18 @@ function TaskTable({ request, tasks, canReassign }: { request: RequestOut; tasks
           <Table.Tbody>
             {sorted.map((t) => (
               <Table.Tr key={t.id}>
-                <Table.Td>{t.stage_order}</Table.Td>
-                <Table.Td>
+                <Table.Td data-label="Stage">{t.stage_order}</Table.Td>
+                <Table.Td data-label="Assignee">
                   {t.assignee}
                   {t.kind === "observer" && <Text span c="dimmed"> (observer)</Text>}
                   {t.delegated_from && <Text size="xs" c="dimmed">for {t.delegated_from}</Text>}
                   {t.reassigned_from && <Text size="xs" c="dimmed">was {t.reassigned_from}</Text>}
                 </Table.Td>
-                <Table.Td>
+                <Table.Td data-label="Status">
                   <StatusBadge status={t.status} />
                 </Table.Td>
-                <Table.Td>{formatDateTime(t.due_at)}</Table.Td>
-                <Table.Td>
+                <Table.Td data-label="Due">{formatDateTime(t.due_at)}</Table.Td>
+                <Table.Td data-label="Decision">
                   {t.decision_action ? (
                     <>
                       <StatusBadge status={t.decision_action} />

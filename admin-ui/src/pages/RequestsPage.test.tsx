@@ -58,7 +58,7 @@ describe("Requests list", () => {
       http.get("*/v1/admin/deliveries", () => HttpResponse.json([delivery()])),
     );
     renderApp("/requests?stuck=true");
-    expect(await screen.findByText(/Delivery of request_created exhausted: HTTP 410, HTTP 410 Gone/)).toBeInTheDocument();
+    expect(await screen.findByText(/Delivery of request_created exhausted: HTTP 410: gone for good/)).toBeInTheDocument();
     expect(screen.getByText(/Stage 1 \(District officers\) resolving: keycloak unreachable \(3 tries\)/)).toBeInTheDocument();
     expect(seen.at(-1)!.get("stuck")).toBe("true");
     expect(screen.getByRole("switch", { name: /Stuck only/ })).toBeChecked();

@@ -50,8 +50,9 @@ export function RequestsPage() {
     }
     for (const d of reasons.deliveries.data ?? []) {
       if (out.has(d.request_id)) continue;
-      const code = d.last_status_code ? `HTTP ${d.last_status_code}` : "no answer";
-      out.set(d.request_id, `Delivery of ${d.event_type} exhausted: ${code}${d.last_error ? `, ${d.last_error}` : ""}`);
+      // The error starts with the status code ("HTTP 500: …"); without one, the code alone.
+      const answer = d.last_error ?? (d.last_status_code ? `HTTP ${d.last_status_code}` : "no answer");
+      out.set(d.request_id, `Delivery of ${d.event_type} exhausted: ${answer}`);
     }
     return out;
   }, [reasons.stages.data, reasons.deliveries.data]);
@@ -122,7 +123,7 @@ export function RequestsPage() {
         {(page) => (
           <>
             <Table.ScrollContainer minWidth={760}>
-              <Table striped highlightOnHover aria-label="Requests">
+              <Table striped highlightOnHover aria-label="Requests" data-stack>
                 <Table.Thead>
                   <Table.Tr>
                     <Table.Th>Artifact</Table.Th>
@@ -139,7 +140,7 @@ export function RequestsPage() {
                     const reason = why.get(r.id);
                     return (
                       <Table.Tr key={r.id}>
-                        <Table.Td>
+                        <Table.Td data-label="Artifact">
                           <AnchorLink to="/requests/$id" params={{ id: r.id }}>
                             {r.artifact_type} {r.artifact_id}
                           </AnchorLink>
@@ -157,15 +158,15 @@ export function RequestsPage() {
                             </Text>
                           )}
                         </Table.Td>
-                        <Table.Td>
+                        <Table.Td data-label="Status">
                           <StatusBadge status={r.status} />
                         </Table.Td>
-                        <Table.Td>
+                        <Table.Td data-label="Policy">
                           <Text size="sm" ff="monospace">
                             {r.policy_key} v{r.policy_version}
                           </Text>
                         </Table.Td>
-                        <Table.Td>
+                        <Table.Td data-label="Stage">
                           {current ? (
                             <Group gap={6} wrap="nowrap">
                               <Text size="sm">
@@ -177,8 +178,8 @@ export function RequestsPage() {
                             "—"
                           )}
                         </Table.Td>
-                        <Table.Td>{r.requester}</Table.Td>
-                        <Table.Td>{formatDateTime(r.created_at)}</Table.Td>
+                        <Table.Td data-label="Requester">{r.requester}</Table.Td>
+                        <Table.Td data-label="Created">{formatDateTime(r.created_at)}</Table.Td>
                       </Table.Tr>
                     );
                   })}

@@ -55,7 +55,7 @@ export function TasksPage() {
 
   return (
     <>
-      <PageHeader title="My tasks" subtitle="Approvals waiting for you, oldest due first." />
+      <PageHeader title="My tasks" subtitle="Approvals waiting for you, newest first." />
       <Group mb="md" gap="sm" align="flex-end" wrap="wrap">
         <SegmentedControl
           aria-label="Show"

@@ -92,7 +92,7 @@ export function delivery(over: Partial<DeliveryOut> = {}): DeliveryOut {
     next_attempt_at: null,
     last_attempt_at: "2026-12-07T10:01:00Z",
     last_status_code: 410,
-    last_error: "HTTP 410 Gone",
+    last_error: "HTTP 410: gone for good", // the service's shape: "HTTP <code>", then ": <start of the body>"
     created_at: "2026-12-07T10:00:00Z",
     updated_at: "2026-12-07T10:01:00Z",
     ...over,

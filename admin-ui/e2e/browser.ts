@@ -30,17 +30,41 @@ export async function newPage(browser: Browser, viewport = { width: 1280, height
   return { context, page };
 }
 
-/** Axe on the page as it is now; serious and critical violations fail the test. */
+/** Waits for running transitions (a dialog fading in) to end; endless ones (spinners) do not count. */
+export async function settle(page: Page): Promise<void> {
+  await page.waitForFunction(
+    () => document.getAnimations().every((a) => a.playState !== "running" || a.effect?.getComputedTiming().iterations === Infinity),
+    undefined,
+    { timeout: 5_000 },
+  );
+}
+
+/** Axe on the page as it is now (once transitions end); serious and critical violations fail the test. */
 export async function expectAccessible(page: Page, label: string): Promise<void> {
+  await settle(page);
   const result = await new AxeBuilder({ page }).analyze();
   const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
   const summary = bad.map((v) => `${v.id} (${v.impact}): ${v.help}\n  ${v.nodes.slice(0, 5).map((n) => `${n.target.join(" ")}: ${(n.failureSummary ?? "").replace(/\s+/g, " ").slice(0, 220)}`).join("\n  ")}`);
   expect(summary, `axe on ${label}`).toEqual([]);
 }
 
+/**
+ * The whole page as a person sees it scrolled to the top: the window is made as tall as the page
+ * for the shot (a full-page capture would leave the fixed header and navigation one window high,
+ * wherever the page was scrolled), and the pointer is moved off any control it hovers.
+ */
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(IMAGES, { recursive: true });
-  await page.screenshot({ path: join(IMAGES, `${name}.png`), fullPage: true });
+  const viewport = page.viewportSize();
+  await page.mouse.move(0, 0);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  if (viewport) {
+    const height = await page.evaluate(() => document.documentElement.scrollHeight);
+    await page.setViewportSize({ width: viewport.width, height: Math.max(viewport.height, height) });
+  }
+  await settle(page);
+  await page.screenshot({ path: join(IMAGES, `${name}.png`) });
+  if (viewport) await page.setViewportSize(viewport);
 }
 
 /** Sign in through the dev picker, as a person would. */
@@ -65,8 +89,8 @@ export async function signIn(page: Page, user: string, roles: string[] = ["AWE_A
 }
 
 /** A token straight from the service, for setting up data through the API in a test. */
-export async function devToken(sub: string, roles: string[] = ["AWE_ADMIN"]): Promise<string> {
-  const r = await fetch(`${baseUrl()}/v1/dev/token`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ sub, roles }) });
+export async function devToken(sub: string, roles: string[] = ["AWE_ADMIN"], azp?: string): Promise<string> {
+  const r = await fetch(`${baseUrl()}/v1/dev/token`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ sub, roles, ...(azp ? { azp } : {}) }) });
   if (!r.ok) throw new Error(`dev token: ${r.status} ${await r.text()}`);
   return ((await r.json()) as { access_token: string }).access_token;
 }

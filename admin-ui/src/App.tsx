@@ -1,5 +1,6 @@
 import {
   DEFAULT_THEME,
+  Input,
   MantineProvider,
   Modal,
   Notification,
@@ -39,6 +40,9 @@ export const theme = createTheme({
       defaultProps: { closeButtonProps: { "aria-label": "Close notification" } },
       styles: { description: { color: "var(--mantine-color-gray-7)" } },
     }),
+    // A field's description goes under its input, so the inputs of a row line up whether or not
+    // their fields have one (label, input, description, error).
+    InputWrapper: Input.Wrapper.extend({ defaultProps: { inputWrapperOrder: ["label", "input", "description", "error"] } }),
     // Every dialog's close (×) button has a name (axe: button-name).
     Modal: Modal.extend({ defaultProps: { closeButtonProps: { "aria-label": "Close" } } }),
     // A wide table in a narrow window scrolls sideways: its viewport takes the keyboard focus so

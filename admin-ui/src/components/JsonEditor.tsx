@@ -19,6 +19,10 @@ const logicLinter = linter((view) => {
   return out;
 });
 
+// An empty editor is an absent optional value, not a syntax error: lint only what was typed.
+const parseLinter = jsonParseLinter();
+const jsonLinter = linter((view) => (view.state.doc.toString().trim() === "" ? [] : parseLinter(view)));
+
 export interface JsonEditorProps {
   /** The accessible name (UI.md: every editor has one); also the visible label unless hideLabel. */
   label: string;
@@ -41,7 +45,7 @@ export function JsonEditor({ label, value, onChange, logic, readOnly, error = []
       json(),
       EditorView.lineWrapping,
       EditorView.contentAttributes.of({ "aria-label": label, "aria-describedby": `${id}-messages` }),
-      ...(readOnly ? [] : [lintGutter(), linter(jsonParseLinter())]),
+      ...(readOnly ? [] : [lintGutter(), jsonLinter]),
       ...(logic && !readOnly ? [logicLinter] : []),
     ],
     [label, id, logic, readOnly],

@@ -194,7 +194,6 @@ function NewDelegation({ admin, me, directory }: { admin: boolean; me: string; d
             <Autocomplete
               label="For user"
               description="Empty: yourself"
-              inputWrapperOrder={["label", "input", "description", "error"]}
               placeholder={me}
               value={userId}
               onChange={setUserId}

@@ -52,19 +52,20 @@ export async function expectAccessible(page: Page, label: string): Promise<void>
  * The whole page as a person sees it scrolled to the top: the window is made as tall as the page
  * for the shot (a full-page capture would leave the fixed header and navigation one window high,
  * wherever the page was scrolled), and the pointer is moved off any control it hovers.
+ * `firstWindow: true` takes only the first window-full (the README's picture).
  */
-export async function screenshot(page: Page, name: string): Promise<void> {
+export async function screenshot(page: Page, name: string, { firstWindow = false } = {}): Promise<void> {
   mkdirSync(IMAGES, { recursive: true });
   const viewport = page.viewportSize();
   await page.mouse.move(0, 0);
   await page.evaluate(() => window.scrollTo(0, 0));
-  if (viewport) {
+  if (viewport && !firstWindow) {
     const height = await page.evaluate(() => document.documentElement.scrollHeight);
     await page.setViewportSize({ width: viewport.width, height: Math.max(viewport.height, height) });
   }
   await settle(page);
   await page.screenshot({ path: join(IMAGES, `${name}.png`) });
-  if (viewport) await page.setViewportSize(viewport);
+  if (viewport && !firstWindow) await page.setViewportSize(viewport);
 }
 
 /** Sign in through the dev picker, as a person would. */

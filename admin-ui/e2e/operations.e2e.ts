@@ -156,6 +156,7 @@ describe("operating approvals", () => {
     await expect.poll(() => approvedDelivery.textContent()).toContain("delivered");
     await expectAccessible(page, "request detail");
     await screenshot(page, "request-detail");
+    await screenshot(page, "overview", { firstWindow: true }); // README.md
 
     // The signed diagram link, opened where there is no token at all.
     await page.getByRole("button", { name: "Diagram link" }).click();

@@ -116,7 +116,7 @@ Condition = Callable[[list["Call"]], bool]
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
-    # A worker opens many connections at once (no keep-alive); the default backlog of 5 would
+    # A worker opens many connections at once (one per destination slot); the default backlog of 5 would
     # drop SYNs and add the kernel's one-second retransmit to some deliveries.
     request_queue_size = 512
 

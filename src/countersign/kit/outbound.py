@@ -37,6 +37,7 @@ import re
 import socket
 import ssl
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -232,7 +233,7 @@ class OutboundRefused(httpx.TransportError):
     """The outbound policy refused a request when it was about to be sent."""
 
 
-class GuardedTransport(httpx.AsyncHTTPTransport):
+class GuardedTransport(httpx.AsyncBaseTransport):
     """An httpx transport that applies the outbound policy at connect time.
 
     How: before each request, resolve the host, run the policy on every address, then connect
@@ -241,14 +242,19 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     (`extensions["sni_hostname"]`). There is no second DNS lookup between check and connect
     for an attacker to answer differently (DNS rebinding).
 
-    Keep-alive is off: httpcore pools connections by (scheme, host, port), which is the IP here,
-    so a pooled TLS connection made for one name could otherwise carry a request for another
-    name on the same IP (a shared CDN address) without that name's certificate being checked.
-    A fresh connection per request also means every request passes the check.
+    Connections are kept alive, in one pool per (scheme, name, port, checked address): a pooled
+    connection only ever carries requests for the name it was opened (and its certificate
+    checked) for, and only to an address that passed the policy. httpcore alone would pool by
+    the IP, so a TLS connection made for one name could carry a request for another name on the
+    same address (a shared CDN) without that name's certificate being checked. Reusing
+    connections spares a TCP and TLS handshake per webhook (ADR 0029). At most `MAX_POOLS`
+    destinations keep pools; the least recently used one is closed beyond that.
 
     Environment proxies are never used (`trust_env=False`): a proxy would make the connection,
     and the checked address would not be the one reached.
     """
+
+    MAX_POOLS = 256
 
     def __init__(
         self,
@@ -259,16 +265,37 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         max_connections: int = 100,
         dns_timeout: float = DNS_TIMEOUT_SECONDS,
     ) -> None:
-        super().__init__(
-            verify=verify,
-            trust_env=False,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=0
-            ),
-        )
         self._policy = policy
         self._resolve = resolve
         self._dns_timeout = dns_timeout
+        self._verify = verify
+        self._max_connections = max_connections
+        self._pools: OrderedDict[
+            tuple[str, str, int, str], httpx.AsyncHTTPTransport
+        ] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def _pool(self, target: _Target, address: IPAddress) -> httpx.AsyncHTTPTransport:
+        key = (target.scheme, target.ascii_host, target.port, str(address))
+        pool = self._pools.get(key)
+        if pool is not None:
+            self._pools.move_to_end(key)
+            return pool
+        pool = httpx.AsyncHTTPTransport(
+            verify=self._verify,
+            trust_env=False,
+            limits=httpx.Limits(
+                max_connections=self._max_connections,
+                max_keepalive_connections=self._max_connections,
+            ),
+        )
+        self._pools[key] = pool
+        while len(self._pools) > self.MAX_POOLS:
+            _, evicted = self._pools.popitem(last=False)
+            closing = asyncio.ensure_future(evicted.aclose())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+        return pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         target = _parse(request.url)
@@ -298,11 +325,18 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
                 extensions=extensions,
             )
             try:
-                return await super().handle_async_request(pinned)
+                return await self._pool(target, address).handle_async_request(pinned)
             except httpx.ConnectError:
                 if index == len(addresses) - 1:
                     raise
         raise OutboundRefused("no address to connect to", request=request)
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), OrderedDict()
+        for pool in pools:
+            await pool.aclose()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
 
 class OutboundTimeout(httpx.TimeoutException):

@@ -6,7 +6,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -19,16 +18,10 @@ from countersign.audit import endpoints as audit_endpoints
 from countersign.config import Settings, get_settings
 from countersign.delegations import endpoints as delegation_endpoints
 from countersign.directory import endpoints as directory_endpoints
-from countersign.directory.base import Directory
-from countersign.directory.cache import CachedDirectory
-from countersign.directory.file import EmptyDirectory, FileDirectory
-from countersign.directory.keycloak import KeycloakDirectory
-from countersign.directory.resolver import ApproverResolver
 from countersign.identity import endpoints as identity_endpoints
 from countersign.identity.dependencies import build_verifier
 from countersign.kit import metrics
 from countersign.kit.limits import BodyLimitMiddleware
-from countersign.kit.outbound import OutboundPolicy
 from countersign.kit.problem import (
     PROBLEM_SCHEMA,
     problem_responses,
@@ -38,13 +31,12 @@ from countersign.kit.validation import reject_unstorable_text
 from countersign.operations import admin_ui, test_hooks
 from countersign.operations import endpoints as operations_endpoints
 from countersign.policies import endpoints as policy_endpoints
-from countersign.policies.rules import RuleEvaluator
 from countersign.requests import endpoints as request_endpoints
 from countersign.tasks import endpoints as task_endpoints
 from countersign.webhooks import endpoints as webhook_endpoints
+from countersign.wiring import Runtime
 from countersign.worker.loop import InProcessWorker
-from countersign.worker.queue import ArqQueue, JobQueue, LocalQueue
-from countersign.worker.runtime import Runtime
+from countersign.worker.queue import LocalQueue
 
 API_PREFIX = "/v1"
 AWE_PREFIX = "/v1/awe"
@@ -73,23 +65,6 @@ def _api_router(settings: Settings) -> APIRouter:
     return router
 
 
-def build_directory(
-    settings: Settings, http_client: httpx.AsyncClient | None = None
-) -> Directory:
-    """Keycloak when COUNTERSIGN_KEYCLOAK_URL is set (cached per rule), else the directory file.
-
-    Without `http_client` the Keycloak directory opens its own; `close_directory` releases it.
-    """
-    if settings.keycloak_url:
-        return CachedDirectory(
-            KeycloakDirectory(settings, http_client),
-            settings.directory_cache_seconds,
-        )
-    if settings.directory_file is not None:
-        return FileDirectory(Path(settings.directory_file))
-    return EmptyDirectory()
-
-
 def create_app(
     settings: Settings | None = None, *, in_process_worker: bool | None = None
 ) -> FastAPI:
@@ -103,24 +78,21 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = settings.engine()
-        queue: JobQueue = (
-            ArqQueue(url=settings.redis_url) if settings.redis_url else LocalQueue()
-        )
-        resolver = ApproverResolver(build_directory(settings), RuleEvaluator())
-        runtime = Runtime.create(settings, queue, engine=engine, resolver=resolver)
+        runtime = Runtime.create(settings)
+        # The identity provider's client: JWKS and token endpoints usually live on the private
+        # network, so it does not go through the outbound guard that webhooks and rules use.
         http_client = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
-        app.state.engine = engine
-        app.state.sessionmaker = runtime.sessionmaker
         app.state.runtime = runtime
-        app.state.job_queue = queue
-        app.state.outbound_policy = OutboundPolicy.from_settings(settings)
+        app.state.engine = runtime.engine
+        app.state.sessionmaker = runtime.sessionmaker
+        app.state.job_queue = runtime.queue
+        app.state.outbound_policy = runtime.outbound_policy
+        app.state.resolver = runtime.resolver
         app.state.http_client = http_client
         app.state.verifier = build_verifier(settings, http_client)
-        app.state.resolver = resolver
         worker = (
-            InProcessWorker(runtime, queue)
-            if run_worker and isinstance(queue, LocalQueue)
+            InProcessWorker(runtime, runtime.queue)
+            if run_worker and isinstance(runtime.queue, LocalQueue)
             else None
         )
         if worker is not None:
@@ -132,11 +104,8 @@ def create_app(
             app.state.ready = False
             if worker is not None:
                 await worker.stop()
-            if isinstance(queue, ArqQueue):
-                await queue.close()
             await runtime.close()
             await http_client.aclose()
-            await engine.dispose()
 
     app = FastAPI(
         title="Countersign",

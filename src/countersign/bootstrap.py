@@ -13,9 +13,9 @@ from sqlalchemy.engine import make_url
 
 from countersign import migrate
 from countersign.config import AuthMode, Settings
-from countersign.db import create_sessionmaker
 from countersign.policies import service as policy_service
 from countersign.policies.schemas import PolicyIn
+from countersign.wiring import one_transaction
 
 log = logging.getLogger("countersign.bootstrap")
 
@@ -68,15 +68,9 @@ def prepare_embedded(settings: Settings, *, migrate_schema: bool = True) -> Sett
 
 async def _create_sample_policy(settings: Settings) -> str:
     data = PolicyIn.model_validate(yaml.safe_load(sample_text("policy.yaml")))
-    engine = settings.engine()
-    try:
-        async with create_sessionmaker(engine)() as session, session.begin():
-            await policy_service.create_policy(
-                session, data=data, actor=BOOTSTRAP_ACTOR
-            )
-            await policy_service.activate(
-                session, policy_key=data.policy_key, version=1, actor=BOOTSTRAP_ACTOR
-            )
-    finally:
-        await engine.dispose()
+    async with one_transaction(settings) as session:
+        await policy_service.create_policy(session, data=data, actor=BOOTSTRAP_ACTOR)
+        await policy_service.activate(
+            session, policy_key=data.policy_key, version=1, actor=BOOTSTRAP_ACTOR
+        )
     return data.policy_key

@@ -94,9 +94,9 @@ def cmd_policy(args: argparse.Namespace) -> None:
 
     from pydantic import ValidationError
 
-    from countersign.db import create_sessionmaker
     from countersign.errors import AppError
     from countersign.policies import files
+    from countersign.wiring import one_transaction
 
     settings = _settings()
     text = (
@@ -106,21 +106,17 @@ def cmd_policy(args: argparse.Namespace) -> None:
     )
 
     async def run() -> str:
-        engine = settings.engine()
-        try:
-            async with create_sessionmaker(engine)() as session, session.begin():
-                if args.policy_command == "apply":
-                    data = files.parse(text)
-                    applied = await files.apply(
-                        session, data, actor=args.actor, activate=not args.draft
-                    )
-                    state = "changed" if applied.changed else "unchanged"
-                    return f"{applied.policy_key} version {applied.version} {applied.status} ({state})\n"
-                return await files.export(
-                    session, policy_key=args.key, version=args.version
+        async with one_transaction(settings) as session:
+            if args.policy_command == "apply":
+                data = files.parse(text)
+                applied = await files.apply(
+                    session, data, actor=args.actor, activate=not args.draft
                 )
-        finally:
-            await engine.dispose()
+                state = "changed" if applied.changed else "unchanged"
+                return f"{applied.policy_key} version {applied.version} {applied.status} ({state})\n"
+            return await files.export(
+                session, policy_key=args.key, version=args.version
+            )
 
     try:
         sys.stdout.write(asyncio.run(run()))

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, event
@@ -26,8 +26,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 
-if TYPE_CHECKING:
-    from countersign.worker.queue import JobQueue
+from countersign.worker.queue import JobQueue, flush, start_buffer
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -192,8 +191,6 @@ async def transaction(
     Jobs the work asked for (`worker.queue.enqueue`) are sent only after the commit, and dropped on
     rollback, so no worker ever hears of rows that were not committed (ADR 0002).
     """
-    from countersign.worker.queue import flush, start_buffer
-
     jobs = start_buffer()
     async with sessionmaker() as session:
         try:

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from countersign.app import build_directory
 from countersign.config import Settings
 from countersign.directory.base import DirectoryGroup, DirectoryRole, DirectoryUser
 from countersign.directory.cache import CachedDirectory, close_directory
@@ -26,6 +25,7 @@ from countersign.directory.keycloak import KeycloakDirectory
 from countersign.directory.resolver import ApproverResolver, ResolutionFailed
 from countersign.errors import DirectoryUnavailable
 from countersign.policies.rules import RuleEvaluator
+from countersign.wiring import build_directory
 
 from .keycloak_server import (
     CLIENT_SECRET,

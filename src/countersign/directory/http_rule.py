@@ -29,6 +29,7 @@ import httpx
 from countersign import __version__
 from countersign.kit.clock import now
 from countersign.kit.outbound import MAX_ANSWER_BYTES, bounded_request
+from countersign.webhooks.signing import sign_headers
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
 # Principal ids live in 200-character columns (task assignee, decision actor), the bound the
@@ -71,8 +72,6 @@ class HttpRuleCall:
 async def call(
     client: httpx.AsyncClient, rule_value: dict[str, Any], request: HttpRuleCall
 ) -> list[str]:
-    from countersign.webhooks.signing import sign_headers
-
     url = str(rule_value.get("url", ""))
     shown = shown_url(url)
     timeout = float(rule_value.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS)

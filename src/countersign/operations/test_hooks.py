@@ -8,8 +8,8 @@ from pydantic import BaseModel, Field
 from countersign.identity.dependencies import AdminDep
 from countersign.kit import clock
 from countersign.kit.problem import problem_responses
+from countersign.wiring import Runtime
 from countersign.worker.jobs import run_due_locally
-from countersign.worker.runtime import Runtime
 
 router = APIRouter(prefix="/_test", tags=["test-hooks"])
 

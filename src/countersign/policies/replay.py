@@ -41,6 +41,7 @@ from countersign.policies import service as policy_service
 from countersign.policies.repository import PolicyRepository
 from countersign.policies.rules import rule_data
 from countersign.policies.schemas import SimulatedStage, SimulateIn, SimulateOut
+from countersign.webhooks.secrets import signing_secrets
 
 DifferenceKind = Literal[
     "routing",
@@ -354,8 +355,6 @@ async def replay(
     resolver: ApproverResolver,
     budget_seconds: float,
 ) -> ReplayOut:
-    from countersign.webhooks.secrets import signing_secrets
-
     repository = PolicyRepository(session)
     target = await repository.get_version(policy_key, version)
     if target is None:

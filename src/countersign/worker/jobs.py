@@ -10,7 +10,7 @@ from countersign.kit import idempotency
 from countersign.timers import service as timer_service
 from countersign.webhooks import delivery as delivery_service
 from countersign.webhooks import slots
-from countersign.worker.runtime import Runtime
+from countersign.wiring import Runtime
 
 log = logging.getLogger("countersign.worker")
 

@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import logging
 
+from countersign.wiring import Runtime
 from countersign.worker.jobs import run_due_locally
 from countersign.worker.queue import LocalQueue
-from countersign.worker.runtime import Runtime
 
 log = logging.getLogger("countersign.worker")
 

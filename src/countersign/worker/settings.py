@@ -24,9 +24,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from countersign.config import get_settings
 from countersign.webhooks import delivery as delivery_service
+from countersign.wiring import Runtime
 from countersign.worker import jobs
 from countersign.worker.queue import DEFAULT_REDIS_URL, ArqQueue, arq_pool, redis_client
-from countersign.worker.runtime import Runtime
 
 log = logging.getLogger("countersign.worker")
 

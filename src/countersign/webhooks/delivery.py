@@ -260,15 +260,24 @@ def next_delay(
     return base * (1 + jitter)
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What recording an attempt did: the delivery, and the next one of its request that it
+    released (now due), with its destination, for the worker to send straight away."""
+
+    delivery: WebhookDelivery | None
+    released: tuple[uuid.UUID, str] | None = None
+
+
 async def record(
     session: AsyncSession, prepared: Prepared, outcome: Outcome
-) -> WebhookDelivery | None:
+) -> Recorded:
     """Store the attempt and move the delivery on: delivered, retry later, or exhausted."""
     delivery = await DeliveryRepository(session).lock(
         prepared.delivery_id, skip_locked=False
     )
     if delivery is None:
-        return None
+        return Recorded(None)
     at = now()
     session.add(
         WebhookAttempt(
@@ -286,7 +295,8 @@ async def record(
     delivery.last_error = outcome.error
     delivery.lease_until = None
     if delivery.status != "pending":
-        return delivery  # changed meanwhile (e.g. an admin action); keep its state
+        # Changed meanwhile (e.g. an admin action); keep its state.
+        return Recorded(delivery)
     if outcome.delivered:
         delivery.status = "delivered"
         delivery.next_attempt_at = None
@@ -301,26 +311,25 @@ async def record(
             if outcome.abort
             else "retries used up"
         )
-        await _exhaust(
+        released = await _exhaust(
             session,
             delivery,
             f"{reason}: {outcome.error}",
             attempts=prepared.attempt,
         )
-        return delivery
+        return Recorded(delivery, released)
     else:
         delivery.next_attempt_at = at + next_delay(
             prepared.attempt, outcome.retry_after
         )
         DELIVERIES.labels("failed").inc()
-        return delivery
-    await _release_next(session, delivery)
-    return delivery
+        return Recorded(delivery)
+    return Recorded(delivery, await _release_next(session, delivery))
 
 
 async def _exhaust(
     session: AsyncSession, delivery: WebhookDelivery, reason: str, *, attempts: int
-) -> None:
+) -> tuple[uuid.UUID, str] | None:
     """Give up on a delivery (counted, logged) and let the next one of its request go."""
     delivery.status = "exhausted"
     delivery.next_attempt_at = None
@@ -333,16 +342,24 @@ async def _exhaust(
         attempts,
         reason,
     )
-    await _release_next(session, delivery)
+    return await _release_next(session, delivery)
 
 
-async def _release_next(session: AsyncSession, delivery: WebhookDelivery) -> None:
-    """The next delivery of the same request was waiting on this one: send it now."""
+async def _release_next(
+    session: AsyncSession, delivery: WebhookDelivery
+) -> tuple[uuid.UUID, str] | None:
+    """The next delivery of the same request was waiting on this one: send it now.
+
+    Returns it (id, destination): the worker that just sent this one sends it next, in the same
+    job (`worker.jobs.deliver_webhook`); the doorbell is for when that worker is gone by then.
+    """
     following = await DeliveryRepository(session).get_next_pending(delivery)
-    if following is not None:
-        # Due from now on (the sweep counts its grace period from here).
-        following.next_attempt_at = now()
-        notify(following, f"after-{delivery.sequence}")
+    if following is None:
+        return None
+    # Due from now on (the sweep counts its grace period from here).
+    following.next_attempt_at = now()
+    notify(following, f"after-{delivery.sequence}")
+    return following.id, destination(following.url)
 
 
 async def _due(

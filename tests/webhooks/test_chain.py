@@ -53,5 +53,7 @@ async def test_one_job_delivers_the_whole_chain_of_a_request_in_order(
         await admin.deliveries(request_id=request_id), key=lambda d: d["sequence"]
     )
     assert [d["status"] for d in delivered] == ["delivered"] * len(pending)
-    assert [c.sequence for c in receiver.delivered()] == [d["sequence"] for d in pending]
+    assert [c.sequence for c in receiver.delivered()] == [
+        d["sequence"] for d in pending
+    ]
     assert receiver.delivered()[-1].event_type == "request_approved"

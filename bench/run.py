@@ -38,6 +38,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import profiling
 import yaml
 from cryptography.fernet import Fernet
 from idp import AUDIENCE, Issuer
@@ -467,7 +468,6 @@ class Bench:
             COUNTERSIGN_LOG_LEVEL="WARNING",
             SSL_CERT_FILE=str(self.issuer.cert_file),
             BENCH_WEBHOOK_SECRET=self.secret,
-            PYTHONPATH=str(BENCH),
         )
         return env
 
@@ -955,13 +955,6 @@ class Bench:
         async with httpx.AsyncClient(
             base_url=self.receiver_base, timeout=30
         ) as receiver:
-            sample = await receiver.get("/sample", params={"type": "stage_started"})
-            if sample.status_code != 200:
-                raise SystemExit(
-                    "bench: the receiver has no stage_started delivery to replay"
-                )
-            body_file = self.workdir / "delivery.json"
-            body_file.write_bytes(sample.content)
             await receiver.post("/reset")
             log(
                 f"phase callbacks: one worker drains {pending} pending deliveries for {self.seconds:g} s"
@@ -1004,6 +997,13 @@ class Bench:
             }
             log(f"  worker: {worker['per_second']:.1f} callbacks/s")
             # The bare loop, with the worker's own bound on attempts in flight to one receiver.
+            sample = await receiver.get("/sample", params={"type": "stage_started"})
+            if sample.status_code != 200:
+                raise SystemExit(
+                    "bench: the receiver has no stage_started delivery to replay"
+                )
+            body_file = self.workdir / "delivery.json"
+            body_file.write_bytes(sample.content)
             await receiver.post("/reset")
             bare: dict[str, Any] = {}
             for name, concurrency, seconds in (
@@ -1100,6 +1100,78 @@ class Bench:
         if "memory" not in skip:
             await self.phase_memory()
         self.results["memory"] = self.memory
+        if self.options.profile:
+            await self.phase_profile()
+
+    async def sample(self, name: str, child: Child) -> asyncio.subprocess.Process:
+        """py-spy on `child` for `--seconds` (100 Hz, without pausing it); raw stacks to a file."""
+        py_spy = profiling.py_spy()
+        if py_spy is None:
+            raise SystemExit("bench: --profile needs py-spy (BENCH_PY_SPY or on PATH)")
+        return await asyncio.create_subprocess_exec(
+            py_spy,
+            "record",
+            "--pid",
+            str(child.process.pid),
+            "--duration",
+            str(int(self.seconds)),
+            "--rate",
+            "100",
+            "--format",
+            "raw",
+            "--full-filenames",
+            "--nonblocking",
+            "--output",
+            str(self.workdir / f"profile-{name}.txt"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+
+    async def phase_profile(self) -> None:
+        """After every figure: the API under the full flow, then the worker draining the outbox."""
+        log(f"profile: the API under the full flow for {self.seconds:g} s (py-spy)")
+        profiles: dict[str, Any] = {}
+        async with self.client(self.base) as client:
+            spy = await self.sample("api", self.api)
+
+            async def flow(worker: int, recorder: Recorder) -> None:
+                await self.flow(client, recorder)
+
+            recorder, windows = Recorder(), Windows()
+            await drive(
+                flow,
+                recorder,
+                windows,
+                concurrency=self.concurrency,
+                warmup=0.0,
+                seconds=self.seconds,
+            )
+            await spy.wait()
+        profiles["api_flow"] = profiling.summarise(self.workdir / "profile-api.txt")
+        pending = int(
+            await self.sql(
+                "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'"
+            )
+        )
+        if pending:
+            log(
+                f"profile: the worker draining {pending} deliveries for {self.seconds:g} s"
+            )
+            await self.start_worker()
+            assert self.worker is not None
+            await asyncio.sleep(3.0)  # past its imports and startup
+            spy = await self.sample("worker", self.worker)
+            await spy.wait()
+            self.stop_worker()
+            profiles["worker_drain"] = profiling.summarise(
+                self.workdir / "profile-worker.txt"
+            )
+        self.results["profile"] = profiles
+        for name, summary in profiles.items():
+            layers = ", ".join(
+                f"{k} {v:.0%}" for k, v in summary.get("by_layer", {}).items()
+            )
+            log(f"  {name}: {summary.get('samples', 0)} samples; {layers}")
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -1456,6 +1528,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--no-docs", action="store_true", help="never write docs/performance.md"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the figures, sample the API (full flow) and the worker (drain) with py-spy",
     )
     parser.add_argument(
         "--keep",

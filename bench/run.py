@@ -467,6 +467,9 @@ class Bench:
             COUNTERSIGN_DATA_DIR=str(self.workdir / "data"),
             COUNTERSIGN_LOG_LEVEL="WARNING",
             SSL_CERT_FILE=str(self.issuer.cert_file),
+            # The code under test is this checkout's, not whatever the shared venv's editable
+            # install points at (another worktree's, or main's while it moves).
+            PYTHONPATH=str(ROOT / "src"),
             BENCH_WEBHOOK_SECRET=self.secret,
         )
         return env
@@ -518,7 +521,25 @@ class Bench:
             self.children.remove(self.worker)
             self.worker = None
 
+    @staticmethod
+    def check_code_under_test() -> None:
+        """Refuse to measure a `countersign` package other than this checkout's src/."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COUNTERSIGN_")}
+        env["PYTHONPATH"] = str(ROOT / "src")
+        found = subprocess.run(
+            [sys.executable, "-c", "import countersign; print(countersign.__file__)"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if not Path(found).resolve().is_relative_to(ROOT / "src"):
+            raise SystemExit(
+                f"bench: the service would run {found}, not {ROOT / 'src'}"
+            )
+
     async def setup(self) -> None:
+        self.check_code_under_test()
         if not self.options.no_services:
             await run_process(
                 [str(ROOT / "scripts/ensure-services.sh")], dict(os.environ)
@@ -1393,7 +1414,9 @@ def write_docs(report: dict[str, Any], rows: list[dict[str, Any]]) -> Path:
             START,
             f"## Latest run: {report['date']} (commit `{report['commit']}`{', uncommitted changes' if report['dirty'] else ''})",
             "",
-            f"{report['options']['seconds']:g} s per phase after {report['options']['warmup']:g} s warm-up, "
+            f"{report['options']['seconds']:g} s per figure (throughput figures in "
+            f"{report['options']['slices']} interleaved slices, each after "
+            f"{report['options']['warmup']:g} s warm-up), "
             f"concurrency {report['options']['concurrency']}, one API process (`countersign serve`, production "
             f"settings), worker stopped except in the callback phases. Machine: {machine['cpus']} CPUs, "
             f"load average {machine['load_before']:.2f} before the run, {machine['load_after']:.2f} after. "
@@ -1450,7 +1473,9 @@ async def main(options: argparse.Namespace) -> None:
     report = {
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "file": f"{name}.json",
+        # The service code measured: this checkout's src/ (check_code_under_test).
         "commit": git("rev-parse", "--short", "HEAD"),
+        "checkout": str(ROOT),
         "dirty": bool(git("status", "--porcelain", "--", "src")),
         "options": {
             "seconds": options.seconds,

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.directory.test_http_rule import Answer, ResolverServer, users
+from tests.directory.test_http_rule import Answer, ResolverServer, http_rule, users
 from tests.fixtures.client import TokenFactory, bearer
 from tests.fixtures.flows import CALLER_CLIENT, create_request, publish, stage
 from tests.fixtures.server import live_server_fixture, server_fixture  # noqa: F401
@@ -80,13 +80,7 @@ async def test_a_slow_resolver_leaves_reads_and_decisions_at_their_usual_speed(
             stage(
                 1,
                 [],
-                rules=[
-                    {
-                        "rule_type": "http",
-                        "rule_value": {"url": slow_resolver.url, "timeout_seconds": 8},
-                        "kind": "approver",
-                    }
-                ],
+                rules=[http_rule(slow_resolver.url, timeout=8)],
             )
         ],
         key=slow_key,
@@ -166,13 +160,7 @@ async def test_a_decision_that_starts_a_slow_stage_holds_no_lock_while_it_resolv
             stage(
                 2,
                 [],
-                rules=[
-                    {
-                        "rule_type": "http",
-                        "rule_value": {"url": slow_resolver.url, "timeout_seconds": 8},
-                        "kind": "approver",
-                    }
-                ],
+                rules=[http_rule(slow_resolver.url, timeout=8)],
             ),
         ],
         key=key,

@@ -9,6 +9,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from countersign.kit.schemas import CommandIn as _In
+from countersign.kit.schemas import RowOut as _Out
+from countersign.kit.schemas import Text200, Text500
+
 # The status vocabulary is `requests/domain.py`'s: these are its enums, not copies of their values.
 from countersign.requests.domain import (
     DecisionAction,
@@ -27,18 +31,6 @@ __all__ = [
     "TaskOut",
     "TaskStatus",
 ]
-
-Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Text500 = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-
-
-class _In(BaseModel):
-    # AWE clients send fields Countersign does not use (e.g. `actor` on cancel); they are ignored.
-    model_config = ConfigDict(extra="ignore")
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
 
 
 class RequestCreate(_In):

@@ -8,6 +8,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from countersign.kit.schemas import CommandIn as _In
+from countersign.kit.schemas import RowOut as _Out
+from countersign.kit.schemas import Text200
 from countersign.kit.validation import AttachmentsRef
 from countersign.requests.domain import (
     DecisionAction,
@@ -16,17 +19,6 @@ from countersign.requests.domain import (
     TaskKind,
     TaskStatus,
 )
-
-Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-
-
-class _In(BaseModel):
-    # AWE clients send fields Countersign does not use; they are ignored.
-    model_config = ConfigDict(extra="ignore")
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
 
 
 class TaskOut(_Out):

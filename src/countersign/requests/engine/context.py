@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -211,7 +212,7 @@ def expiry_of(policy: Policy, at: datetime) -> datetime | None:
     return at + timedelta(seconds=math.ceil(policy.request_ttl_hours * 3600))
 
 
-def votes_of(tasks: list[Task] | tuple[Task, ...] | Any) -> list[domain.TaskVote]:
+def votes_of(tasks: Sequence[Task]) -> list[domain.TaskVote]:
     """Votes in the order they were decided: the evaluator replays decisions in that order."""
     ordered = sorted(
         tasks,
@@ -221,14 +222,4 @@ def votes_of(tasks: list[Task] | tuple[Task, ...] | Any) -> list[domain.TaskVote
             t.created_at,
         ),
     )
-    return [
-        domain.TaskVote(
-            task_id=t.id,
-            assignee=t.assignee,
-            kind=t.kind,
-            status=t.status,
-            action=t.decision_action,
-            required=t.required,
-        )
-        for t in ordered
-    ]
+    return [domain.TaskVote.from_task(t) for t in ordered]

@@ -149,11 +149,10 @@ async def resolve_rules(
     facts = request_facts(ctx.request)
     answers: Answers | None = ctx.resolutions.get(key)
     if answers is None:
-        work = await work_for(ctx, key, stage_order, rules)
-        if work is not None:
-            raise ResolutionNeeded([work])
         outside = _calling_out(ctx, rules)
         call = await http_rule_call(ctx, stage_order, rules) if outside else None
+        if outside and not ctx.resolutions.inline:
+            raise ResolutionNeeded([Work(key, outside, facts, call)])
         answers = await ask(ctx.resolver, outside, facts, call)
     if isinstance(answers, ResolutionFailed):
         raise answers

@@ -26,10 +26,10 @@ step "services (PostgreSQL, Redis)"
 scripts/ensure-services.sh
 
 step "ruff check"
-"$BIN/ruff" check src tests migrations
+"$BIN/ruff" check src tests migrations scripts
 
 step "ruff format --check"
-"$BIN/ruff" format --check src tests migrations
+"$BIN/ruff" format --check src tests migrations scripts
 
 step "mypy"
 "$BIN/mypy"

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
+from starlette.types import Scope
 
 from countersign import __version__
 from countersign.audit import endpoints as audit_endpoints
@@ -27,6 +26,7 @@ from countersign.kit.problem import (
     problem_responses,
     register_exception_handlers,
 )
+from countersign.kit.request_id import RequestIdMiddleware
 from countersign.kit.validation import reject_unstorable_text
 from countersign.operations import admin_ui, test_hooks
 from countersign.operations import endpoints as operations_endpoints
@@ -139,32 +139,18 @@ def create_app(
 
     _add_problem_schema(app)
 
-    # Added before the tracing middleware so that it runs inside it: a 413 carries X-Request-Id.
+    # Added before the request-id middleware so that it runs inside it: a 413 carries X-Request-Id.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
 
-    @app.middleware("http")
-    async def trace_and_measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request.state.trace_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-        started = time.perf_counter()
-        response = await call_next(request)
-        response.headers["X-Request-Id"] = request.state.trace_id
-        route = request.scope.get("route")
-        template = _route_template(request.url.path, route)
-        metrics.observe_request(
-            request.method,
-            template,
-            response.status_code,
-            time.perf_counter() - started,
-        )
-        return response
+    app.add_middleware(RequestIdMiddleware, route_template=_route_template)
 
     return app
 
 
-def _route_template(path: str, route: object) -> str:
+def _route_template(scope: Scope) -> str:
     """The route's full path template for metric labels (nested routers only know their own part)."""
+    path: str = scope["path"]
+    route = scope.get("route")
     if not isinstance(route, APIRoute):
         return "unmatched"
     if (

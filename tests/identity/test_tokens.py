@@ -273,6 +273,48 @@ class TestTimeClaims:
             await verifier.verify(sign(claims(nbf=int(time.time()) + 120)))
 
 
+class TestVerifiedTokens:
+    """A token is checked once and then remembered until it expires (issue 11: a caller sends the
+    same token on every call). Remembering must never accept what a fresh check would refuse."""
+
+    async def test_a_remembered_token_still_expires(
+        self, verifier: TokenVerifier
+    ) -> None:
+        # Past its exp by 29 s: accepted within the 30 s leeway, for about one more second.
+        token = sign(claims(iat=int(time.time()) - 600, exp=int(time.time()) - 29))
+        assert (await verifier.verify(token)).id == "alice"
+        assert (await verifier.verify(token)).id == "alice"
+
+        await asyncio.sleep(1.5)
+        with pytest.raises(Unauthenticated, match="expired"):
+            await verifier.verify(token)
+
+    async def test_a_remembered_token_is_refused_once_its_key_is_withdrawn(
+        self, server: JwksServer, http_client: httpx.AsyncClient, clock: FakeClock
+    ) -> None:
+        verifier = TokenVerifier(
+            oidc_settings(server.url), http_client, clock=clock, jwks_max_age_seconds=60
+        )
+        token = sign(claims())
+        assert (await verifier.verify(token)).id == "alice"
+        server.set_jwks({"keys": [rsa_jwk(RSA_KEY_2, "rsa-2")]})
+        clock.advance(61)
+
+        # Past the max age the remembered token starts the background refresh like any other.
+        assert (await verifier.verify(token)).id == "alice"
+        await background_refresh(verifier)
+        with pytest.raises(Unauthenticated, match="'rsa-1' is unknown"):
+            await verifier.verify(token)
+
+    async def test_a_refused_token_is_not_remembered(
+        self, verifier: TokenVerifier
+    ) -> None:
+        token = sign(claims(aud="someone-else"))
+        for _ in range(2):
+            with pytest.raises(Unauthenticated, match="audience"):
+                await verifier.verify(token)
+
+
 class TestIssuerAndAudience:
     async def test_wrong_audience_is_refused(self, verifier: TokenVerifier) -> None:
         with pytest.raises(Unauthenticated, match="audience"):

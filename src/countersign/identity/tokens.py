@@ -45,6 +45,9 @@ _KEY_TYPES: dict[str, tuple[str, str | None]] = {
 }
 JWKS_FETCH_TIMEOUT_SECONDS = 5.0
 DEFAULT_JWKS_MAX_AGE_SECONDS = 600.0
+# Verified tokens kept per process (see `TokenVerifier.verify`), and for how long at most.
+VERIFIED_TOKENS_MAX = 4096
+VERIFIED_TOKEN_MAX_SECONDS = 300.0
 
 
 class JwksUnavailable(Exception):
@@ -103,6 +106,10 @@ class TokenVerifier:
         self._last_error: str | None = None
         if dev_issuer is not None:
             self._keys = _parse_jwks(dev_issuer.jwks())
+        # Tokens verified already: token -> (principal, valid until (epoch seconds), the key that
+        # verified it). A caller or an approver's UI sends the same token on every call until it
+        # expires, and parsing and checking it (RS256) cost about a tenth of a small call.
+        self._verified: dict[str, tuple[Principal, float, _Key]] = {}
 
     async def verify(self, token: str) -> Principal:
         """Verify `token` and return its principal.
@@ -110,16 +117,45 @@ class TokenVerifier:
         Raises `Unauthenticated` for every token problem and `DependencyUnavailable` when the
         IdP's JWKS is needed but unreachable.
         """
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, valid_until, key = cached
+            # Still unexpired, and its key still in the JWKS: a refresh that withdraws the key
+            # replaces `_keys`, so the token is checked afresh (and refused) from then on.
+            if time.time() < valid_until and any(k is key for k in self._keys):
+                if not self._is_fresh() and self._may_fetch():
+                    self._start_refresh()
+                return principal
+            del self._verified[token]
         alg, kid = _checked_header(token)
         key = await self._key_for(kid, alg)
         claims = self._decode(token, key, alg)
-        return principal_from_claims(
+        principal = principal_from_claims(
             claims,
             client_id=self.settings.oidc_client_id,
             role_admin=self.settings.role_admin,
             role_viewer=self.settings.role_viewer,
             caller_clients=self.settings.caller_clients,
         )
+        self._remember(token, principal, claims, key)
+        return principal
+
+    def _remember(
+        self, token: str, principal: Principal, claims: dict[str, Any], key: _Key
+    ) -> None:
+        # `exp` is required and checked by `_decode`; the entry lives as long as PyJWT would
+        # accept the token (exp + leeway), and at most VERIFIED_TOKEN_MAX_SECONDS.
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float):
+            return
+        valid_until = min(
+            float(exp) + self.settings.jwt_leeway_seconds,
+            time.time() + VERIFIED_TOKEN_MAX_SECONDS,
+        )
+        if len(self._verified) >= VERIFIED_TOKENS_MAX:
+            # Oldest first: dicts keep insertion order.
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (principal, valid_until, key)
 
     def _decode(self, token: str, key: _Key, alg: str) -> dict[str, Any]:
         settings = self.settings

@@ -12,7 +12,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export VENV
 
-LINT_PATHS := src tests migrations scripts
+LINT_PATHS := src tests migrations scripts examples
 
 # Passed to `countersign serve` only when set.
 HOST ?=

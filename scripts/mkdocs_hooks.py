@@ -3,7 +3,8 @@
 - before the build: refuse it when a generated reference page (scripts/docs_reference.py) is
   stale, so the published configuration and API reference always match the code;
 - pages whose source lives outside docs/ are added at build time, never copied by hand:
-  `changelog.md` (CHANGELOG.md), `helm-chart.md` (helm/countersign/README.md), and the ADR index
+  `changelog.md` (CHANGELOG.md), `helm-chart.md` (helm/countersign/README.md), `example-caller.md`
+  (examples/caller/README.md), and the ADR index
   `adr/index.md` (every docs/adr/NNNN-*.md with its title), so a new ADR is listed without an edit.
   Relative links in the included files are rewritten: into docs/ they point at the page, anything
   else in the repository becomes its path in code font (the site does not serve source files).
@@ -26,6 +27,7 @@ DOCS = ROOT / "docs"
 INCLUDED = {
     "changelog.md": "CHANGELOG.md",
     "helm-chart.md": "helm/countersign/README.md",
+    "example-caller.md": "examples/caller/README.md",
 }
 
 _LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")
@@ -66,7 +68,7 @@ def rewrite_links(text: str, source: str, page: str) -> str:
         if resolved.startswith("docs/") and (ROOT / resolved).is_file():
             relative = posixpath.relpath(resolved[len("docs/") :], page_dir or ".")
             return f"[{label}]({relative}{'#' + anchor if anchor else ''})"
-        if label.strip("`") == resolved:
+        if label.strip("`") in (resolved, posixpath.basename(resolved)):
             return f"`{resolved}`"
         return f"{label} (`{resolved}`)"
 

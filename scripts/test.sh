@@ -26,10 +26,10 @@ step "services (PostgreSQL, Redis)"
 scripts/ensure-services.sh
 
 step "ruff check"
-"$BIN/ruff" check src tests migrations scripts
+"$BIN/ruff" check src tests migrations scripts examples
 
 step "ruff format --check"
-"$BIN/ruff" format --check src tests migrations scripts
+"$BIN/ruff" format --check src tests migrations scripts examples
 
 step "mypy"
 "$BIN/mypy"

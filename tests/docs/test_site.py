@@ -142,5 +142,6 @@ def test_site_builds_strict(tmp_path: Path) -> None:
         "helm-chart/index.html",
         "adr/index.html",
         "runbooks/index.html",
+        "example-caller/index.html",
     ):
         assert (tmp_path / "site" / page).is_file(), page

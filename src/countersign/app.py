@@ -30,6 +30,7 @@ from countersign.kit.request_id import RequestIdMiddleware
 from countersign.kit.validation import reject_unstorable_text
 from countersign.operations import admin_ui, test_hooks
 from countersign.operations import endpoints as operations_endpoints
+from countersign.operations import metrics as metrics_endpoint
 from countersign.policies import endpoints as policy_endpoints
 from countersign.requests import endpoints as request_endpoints
 from countersign.tasks import endpoints as task_endpoints
@@ -106,6 +107,7 @@ def create_app(
                 await worker.stop()
             await runtime.close()
             await http_client.aclose()
+            metrics.process_exited()
 
     app = FastAPI(
         title="Countersign",
@@ -128,7 +130,7 @@ def create_app(
     app.include_router(api, prefix=API_PREFIX)
     # AWE clients call the same routes under /v1/awe; hidden so the document lists each route once.
     app.include_router(api, prefix=AWE_PREFIX, include_in_schema=False)
-    app.include_router(metrics.router)
+    app.include_router(metrics_endpoint.router)
     admin_ui.register(app, settings)
 
     @app.get(f"{API_PREFIX}/docs", include_in_schema=False)

@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
 
+    # The arq worker's own `/metrics` (`countersign worker`): 0 = not served, e.g. when it shares
+    # PROMETHEUS_MULTIPROC_DIR with the API, whose `/metrics` then includes it (ADR 0038).
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_host: str = "0.0.0.0"
+
     @field_validator("oidc_issuers", "outbound_allow", "caller_clients", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:

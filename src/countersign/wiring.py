@@ -26,6 +26,7 @@ from countersign.directory.file import EmptyDirectory, FileDirectory
 from countersign.directory.keycloak import KeycloakDirectory
 from countersign.directory.resolver import ApproverResolver
 from countersign.kit.outbound import GuardedTransport, OutboundPolicy
+from countersign.operations import metrics as domain_metrics
 from countersign.policies.rules import RuleEvaluator
 from countersign.webhooks.secrets import SecretBox
 from countersign.webhooks.slots import HostSlots
@@ -92,6 +93,9 @@ class Runtime:
     ) -> Runtime:
         """Build it all; `queue` defaults to `build_queue`, `resolver` to `build_resolver`."""
         engine = settings.engine()
+        # Domain counters are taken from what each committed transaction wrote (ADR 0038).
+        domain_metrics.install()
+        domain_metrics.watch_pool(engine)
         policy = OutboundPolicy.from_settings(settings)
         runtime = cls(
             settings=settings,

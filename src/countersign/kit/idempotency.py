@@ -26,6 +26,7 @@ from countersign.errors import (
     IdempotencyKeyReused,
     ValidationFailed,
 )
+from countersign.kit import metrics
 from countersign.kit.clock import now
 from countersign.models import IdempotencyKey
 
@@ -111,6 +112,7 @@ async def begin(
             raise IdempotencyInFlight(
                 f"a request with Idempotency-Key {key!r} is still being processed"
             )
+        metrics.IDEMPOTENCY_REPLAYS.inc()
         return StoredResponse(
             existing.response_status,
             dict(existing.response_headers or {}),

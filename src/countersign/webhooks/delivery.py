@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import httpx
-from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from countersign import __version__
@@ -64,13 +63,6 @@ SWEEP_DOORBELL_WINDOW = timedelta(seconds=30)
 # A delivery that became due got a doorbell then; the sweep rings for it only once it has been
 # due this long (a lost doorbell), so a busy worker is not handed a duplicate of every job.
 SWEEP_GRACE = timedelta(seconds=5)
-
-DELIVERIES = Counter(
-    "countersign_webhook_attempts_total", "Webhook delivery attempts", ["outcome"]
-)
-EXHAUSTED = Counter(
-    "countersign_webhook_exhausted_total", "Webhook deliveries that gave up"
-)
 
 
 def job_id(delivery_id: uuid.UUID, attempt: int, reason: str = "") -> str:
@@ -300,7 +292,6 @@ async def record(
     if outcome.delivered:
         delivery.status = "delivered"
         delivery.next_attempt_at = None
-        DELIVERIES.labels("delivered").inc()
     elif (
         outcome.status_code == 410 or outcome.abort or prepared.attempt >= MAX_ATTEMPTS
     ):
@@ -322,7 +313,6 @@ async def record(
         delivery.next_attempt_at = at + next_delay(
             prepared.attempt, outcome.retry_after
         )
-        DELIVERIES.labels("failed").inc()
         return Recorded(delivery)
     return Recorded(delivery, await _release_next(session, delivery))
 
@@ -334,8 +324,6 @@ async def _exhaust(
     delivery.status = "exhausted"
     delivery.next_attempt_at = None
     delivery.lease_until = None
-    EXHAUSTED.inc()
-    DELIVERIES.labels("exhausted").inc()
     log.error(
         "webhook delivery %s exhausted after %d attempts: %s",
         delivery.id,

@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from countersign.config import get_settings
+from countersign.kit import metrics
 from countersign.webhooks import delivery as delivery_service
 from countersign.wiring import Runtime
 from countersign.worker import jobs
@@ -167,6 +168,18 @@ def run() -> None:
     to come back, and its first sweep re-rings everything that became due meanwhile. A stop
     signal, even one that arrives while the broken worker is winding down, ends the loop.
     """
+    settings = get_settings()
+    if settings.worker_metrics_port:
+        metrics.serve_worker_metrics(
+            settings.worker_metrics_port, settings.worker_metrics_host
+        )
+    try:
+        _run_until_stopped()
+    finally:
+        metrics.process_exited()
+
+
+def _run_until_stopped() -> None:
     while True:
         stopped: list[int] = []
         # Our pool, with socket timeouts: arq's own would wait forever on a Redis that accepts

@@ -1,7 +1,13 @@
 # syntax=docker/dockerfile:1
 #
 # Countersign service image: `countersign serve` by default; the Helm chart runs the same image as
-# `countersign worker` and `countersign migrate`.
+# `countersign worker` and `countersign migrate`. Three stages: Node builds the admin UI, Python
+# builds the wheel with the UI inside and installs it into /opt/venv, and the runtime stage (slim
+# Python, no compilers, non-root) gets only that venv and the migration scripts.
+#
+# tests/operations/test_image.py runs the same steps without Docker (the wheel with the UI, a fresh
+# venv, production settings, PostgreSQL and Redis, the HEALTHCHECK) and checks this file's
+# invariants (ADR 0035).
 #
 # The image runs with COUNTERSIGN_ENV=production: it refuses to start with dev auth, test hooks, the
 # published secret key or loopback/plain-http outbound settings (docs/security.md). So it needs
@@ -24,8 +30,22 @@
 #     serve --host 0.0.0.0 --port 8000 --allow-dev-auth-on-network
 
 ARG PYTHON_IMAGE=python:3.11-slim
+# Vite 8 needs Node 20.19 or newer.
+ARG NODE_IMAGE=node:22-slim
 
-# ---- build: a self-contained venv in /opt/venv ------------------------------------------------
+# ---- admin-ui: the Vite build of admin-ui/ -----------------------------------------------------
+FROM ${NODE_IMAGE} AS admin-ui
+
+# Vite writes to ../src/countersign/static/admin (admin-ui/vite.config.ts), i.e. /build/src/...
+WORKDIR /build/admin-ui
+# Dependencies first, from the lock file alone, so that UI changes reuse this layer.
+COPY admin-ui/package.json admin-ui/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY admin-ui/ ./
+RUN npm run build \
+    && test -f /build/src/countersign/static/admin/index.html
+
+# ---- build: the wheel (with the UI inside) in a self-contained venv in /opt/venv ---------------
 FROM ${PYTHON_IMAGE} AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -48,19 +68,15 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
 
-# The admin UI, once it exists, is built by its own stage and copied into
-# src/countersign/static before this step (package data), e.g.:
-#   FROM node:20-slim AS admin-ui
-#   WORKDIR /ui
-#   COPY admin-ui/package.json admin-ui/package-lock.json ./
-#   RUN npm ci
-#   COPY admin-ui/ ./
-#   RUN npm run build
-# and here: COPY --from=admin-ui /ui/dist ./src/countersign/static/admin
 # (pyproject.toml is listed again so the README glob may match nothing without failing the COPY)
 COPY pyproject.toml README.md* ./
 COPY src ./src
-RUN pip install --no-deps .
+# The built UI is package data (pyproject.toml: static/**/*): the wheel carries it, and the
+# build fails here if it does not.
+COPY --from=admin-ui /build/src/countersign/static/admin ./src/countersign/static/admin
+RUN pip wheel --no-deps --wheel-dir /dist . \
+    && python -c "import sys, zipfile; names = zipfile.ZipFile(sys.argv[1]).namelist(); sys.exit(0 if 'countersign/static/admin/index.html' in names else 'the wheel has no admin UI')" /dist/countersign-*.whl \
+    && pip install --no-deps /dist/countersign-*.whl
 
 # ---- runtime ------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import time
 import uuid
 from typing import Any
@@ -51,8 +52,17 @@ def _sweep_seconds() -> set[int]:
 SWEEP_SECONDS = _sweep_seconds()
 # After losing Redis, wait this long before starting over (arq then retries the connection).
 RESTART_DELAY_SECONDS = 1.0
-HEALTH_CHECK_KEY = default_queue_name + health_check_key_suffix
 HEALTH_CHECK_SECONDS = 5.0
+
+
+def worker_health_key() -> str:
+    """The Redis key this host's worker refreshes and `countersign worker --check` reads.
+
+    One key per host name (in Kubernetes, per pod: the probe runs in the worker's container), not
+    arq's one key per queue: with a shared key every replica's probe passes while any one worker
+    is alive, and a worker that stops deletes the key its healthy peers' probes read.
+    """
+    return f"{default_queue_name}{health_check_key_suffix}:{socket.gethostname()}"
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -128,6 +138,7 @@ class WorkerSettings:
     health_check_interval = int(
         os.environ.get("COUNTERSIGN_WORKER_HEALTH_CHECK_INTERVAL", "30")
     )
+    health_check_key = worker_health_key()
     keep_result = 0
     # arq looks for new jobs this often; its default (0.5 s) would add up to half a second to
     # every webhook, and to each step of a request's chain of deliveries.
@@ -135,7 +146,8 @@ class WorkerSettings:
 
 
 def check_health() -> int:
-    """`countersign worker --check`: 0 when a worker wrote its health key recently, else 1.
+    """`countersign worker --check`: 0 when this host's worker wrote its health key recently
+    (arq writes it every `health_check_interval` seconds with that lifetime + 1 s), else 1.
 
     arq's `check_health`, with the service's Redis timeouts and an overall bound, so a probe
     against an unanswering Redis fails instead of hanging.
@@ -145,7 +157,7 @@ def check_health() -> int:
         client = redis_client(get_settings().redis_url or DEFAULT_REDIS_URL)
         try:
             async with asyncio.timeout(HEALTH_CHECK_SECONDS):
-                found = await client.get(HEALTH_CHECK_KEY)
+                found = await client.get(worker_health_key())
         except Exception as exc:
             log.warning("health check failed: Redis did not answer (%s)", exc)
             return 1

@@ -66,10 +66,8 @@ client: ## regenerate the admin UI's API client when the admin UI exists
 	elif [ -x scripts/generate-client.sh ]; then scripts/generate-client.sh; \
 	else echo "no generate-client.sh yet; nothing to do"; fi
 
-helm-lint: ## lint and render the Helm chart (needs helm)
-	@command -v helm >/dev/null || { echo "helm is not installed"; exit 1; }
-	helm lint helm/countersign --set secret.secretKey=x --set secret.databaseUrl=postgresql+asyncpg://u@db/cs --set secret.redisUrl=redis://redis:6379
-	helm template countersign helm/countersign --set secret.secretKey=x --set secret.databaseUrl=postgresql+asyncpg://u@db/cs --set secret.redisUrl=redis://redis:6379 >/dev/null
+helm-lint: install ## lint, render and validate the Helm chart with every helm/countersign/ci/*-values.yaml
+	$(BIN)/pytest -n 2 tests/operations/test_helm_chart.py
 
 clean: ## remove caches and build output (keeps .venv and local databases)
 	rm -rf build dist src/countersign/static/admin .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage htmlcov

@@ -2,13 +2,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ForeignKey, Index, String, Text, Uuid, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from countersign.db import Base, JSONType
 from countersign.models._mixins import IdMixin, TimestampsMixin
+
+if TYPE_CHECKING:
+    from countersign.models.event import Event
+    from countersign.models.request_stage import RequestStage
 
 LIVE_STATUSES = ("in_review", "changes_requested")
 
@@ -64,3 +68,10 @@ class ApprovalRequest(IdMixin, TimestampsMixin, Base):
     # Nullable (NULL = no failure) so the previous release keeps inserting rows (ADR 0005).
     timer_failures: Mapped[int | None]
     timers_retry_at: Mapped[datetime | None]
+
+    # Declared so that one flush inserts request rows before their stages and events (the unit of
+    # work orders INSERTs by relationship, not by foreign key); never loaded or assigned (ADR 0047).
+    _stage_rows: Mapped[list[RequestStage]] = relationship(
+        lazy="raise", passive_deletes=True
+    )
+    _event_rows: Mapped[list[Event]] = relationship(lazy="raise", passive_deletes=True)

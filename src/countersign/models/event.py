@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from countersign.db import Base, JSONType
 from countersign.models._mixins import IdMixin
+
+if TYPE_CHECKING:
+    from countersign.models.webhook_delivery import WebhookDelivery
 
 
 class Event(IdMixin, Base):
@@ -28,3 +31,9 @@ class Event(IdMixin, Base):
     created_at: Mapped[str] = mapped_column(String(40))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+    # Declared so that one flush inserts event rows before their outbox rows (the unit of work orders
+    # INSERTs by relationship, not by foreign key); never loaded or assigned (ADR 0047).
+    _delivery_rows: Mapped[list[WebhookDelivery]] = relationship(
+        lazy="raise", passive_deletes=True
+    )

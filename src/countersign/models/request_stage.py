@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from countersign.db import Base, JSONType
 from countersign.models._mixins import IdMixin, TimestampsMixin
+
+if TYPE_CHECKING:
+    from countersign.models.task import Task
 
 
 class RequestStage(IdMixin, TimestampsMixin, Base):
@@ -58,3 +61,7 @@ class RequestStage(IdMixin, TimestampsMixin, Base):
     # the column default so the previous release, reading it during a rollout, sees no names;
     # dropped by a later migration (ADR 0005).
     required_approvers: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+
+    # Declared so that one flush inserts stage rows before their tasks (the unit of work orders
+    # INSERTs by relationship, not by foreign key); never loaded or assigned (ADR 0047).
+    _task_rows: Mapped[list[Task]] = relationship(lazy="raise", passive_deletes=True)

@@ -2,12 +2,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from countersign.db import Base
 from countersign.models._mixins import IdMixin, TimestampsMixin
+
+if TYPE_CHECKING:
+    from countersign.models.decision import Decision
 
 
 class Task(IdMixin, TimestampsMixin, Base):
@@ -53,3 +57,9 @@ class Task(IdMixin, TimestampsMixin, Base):
     artifact_type: Mapped[str] = mapped_column(String(200))
     artifact_id: Mapped[str] = mapped_column(String(500))
     policy_key: Mapped[str] = mapped_column(String(200))
+
+    # Declared so that one flush inserts task rows before their decisions (the unit of work orders
+    # INSERTs by relationship, not by foreign key); never loaded or assigned (ADR 0047).
+    _decision_rows: Mapped[list[Decision]] = relationship(
+        lazy="raise", passive_deletes=True
+    )

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -18,8 +19,11 @@ from sqlalchemy import (
     select,
     true,
     tuple_,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from countersign.identity.principal import Principal
 from countersign.kit.pagination import Page, created_keyset, scalars_page
@@ -68,6 +72,9 @@ def visible_to(principal: Principal) -> ColumnElement[bool]:
     return or_(*conditions) if conditions else false()
 
 
+T = TypeVar("T")
+
+
 class RequestRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -110,17 +117,28 @@ class RequestRepository:
     async def list_stages(
         self, request_id: uuid.UUID, cycle: int
     ) -> Sequence[RequestStage]:
+        """The cycle's stages in order, as this command sees them (`_without_flush`)."""
         statement = (
             select(RequestStage)
             .where(RequestStage.request_id == request_id, RequestStage.cycle == cycle)
             .order_by(RequestStage.stage_order)
-            .execution_options(populate_existing=True)
         )
-        return (await self.session.execute(statement)).scalars().all()
+        found = await self._without_flush(statement)
+        pending = [
+            row
+            for row in self.session.new
+            if isinstance(row, RequestStage)
+            and row.request_id == request_id
+            and row.cycle == cycle
+        ]
+        if not pending:
+            return found
+        return sorted([*found, *pending], key=lambda s: s.stage_order)
 
     async def list_tasks(
         self, request_id: uuid.UUID, *, stage_ids: Sequence[uuid.UUID] | None = None
     ) -> Sequence[Task]:
+        """The request's tasks (of these stages), as this command sees them (`_without_flush`)."""
         statement = (
             select(Task)
             .where(Task.request_id == request_id)
@@ -128,15 +146,55 @@ class RequestRepository:
         )
         if stage_ids is not None:
             statement = statement.where(Task.request_stage_id.in_(stage_ids))
-        return (
-            (
-                await self.session.execute(
-                    statement.execution_options(populate_existing=True)
-                )
+        found = await self._without_flush(statement)
+        wanted = None if stage_ids is None else set(stage_ids)
+        pending = [
+            row
+            for row in self.session.new
+            if isinstance(row, Task)
+            and row.request_id == request_id
+            and (wanted is None or row.request_stage_id in wanted)
+        ]
+        if not pending:
+            return found
+        return sorted([*found, *pending], key=lambda t: (t.created_at, str(t.id)))
+
+    async def mark_tasks(self, tasks: Sequence[Task], **values: Any) -> None:
+        """Set the same columns on many tasks in one UPDATE (a stage that settles skips all its
+        other undecided tasks at once). Through the unit of work each row would be its own
+        parameter set, and the decided task, whose columns differ, would split them into
+        several statements depending on where it sorts."""
+        stored = [t for t in tasks if t not in self.session.new]
+        for task in tasks:
+            for name, value in values.items():
+                if task in stored:
+                    # The row gets these values below; the object must not write them again.
+                    set_committed_value(task, name, value)
+                else:
+                    setattr(task, name, value)
+        if stored:
+            statement = (
+                update(Task)
+                .where(Task.id.in_([t.id for t in stored]))
+                .values(**values)
+                .execution_options(synchronize_session=False)
             )
-            .scalars()
-            .all()
-        )
+            with self.session.no_autoflush:
+                await self.session.execute(statement)
+
+    async def _without_flush(self, statement: Select[T]) -> list[T]:
+        """Rows of a command's own request, read without flushing what the command has pending.
+
+        A command changes stages and tasks as it goes (status, counts); with autoflush, every
+        read in between would first write those changes, so one decision cost an UPDATE of the
+        request and an INSERT of events per read. Without it the rows the session already holds
+        keep their in-memory state (no `populate_existing`), and the callers add the rows the
+        command has created but not yet written. Safe because the command holds the request
+        lock: nobody else changes these rows meanwhile, and the filters are on columns that never
+        change (request, cycle, stage). Everything is written in one flush at the end (ADR 0047).
+        """
+        with self.session.no_autoflush:
+            return list((await self.session.execute(statement)).scalars().all())
 
     async def current_stages_of(
         self, requests: Sequence[ApprovalRequest]
@@ -166,7 +224,8 @@ class RequestRepository:
         return (await self.session.execute(statement)).scalars().all()
 
     async def approvers_of_stages(self, stage_ids: Sequence[uuid.UUID]) -> set[str]:
-        """Everyone who approved one of these stages, and everyone they approved for."""
+        """Everyone who approved one of these stages, and everyone they approved for (decisions
+        this command has recorded but not yet written included, see `_without_flush`)."""
         if not stage_ids:
             return set()
         statement = (
@@ -178,8 +237,24 @@ class RequestRepository:
                 Task.kind == "approver",
             )
         )
+        with self.session.no_autoflush:
+            rows: list[tuple[str, str | None]] = [
+                (row[0], row[1])
+                for row in (await self.session.execute(statement)).all()
+            ]
+        wanted = set(stage_ids)
+        for row in self.session.new:
+            if not isinstance(row, Decision) or row.action != "approve":
+                continue
+            task = self.session.identity_map.get(identity_key(Task, row.task_id))
+            if (
+                isinstance(task, Task)
+                and task.kind == "approver"
+                and task.request_stage_id in wanted
+            ):
+                rows.append((row.actor, row.on_behalf_of))
         people: set[str] = set()
-        for actor, on_behalf_of in (await self.session.execute(statement)).all():
+        for actor, on_behalf_of in rows:
             people.add(actor)
             if on_behalf_of:
                 people.add(on_behalf_of)

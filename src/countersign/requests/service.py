@@ -42,7 +42,7 @@ from countersign.requests.schemas import (
     StageCounts,
     TaskOut,
 )
-from countersign.requests.timeline import verify_chain
+from countersign.requests.timeline import GENESIS_HASH, verify_chain
 
 
 def task_out(task: Task, request: ApprovalRequest) -> TaskOut:
@@ -203,6 +203,10 @@ async def create_request(
         expires_at=engine.expiry_of(policy, at),
         created_at=at,
         updated_at=at,
+        # Set here, not left to the column defaults (applied only when the row is inserted):
+        # the engine appends the first events before anything is flushed.
+        last_sequence=0,
+        last_hash=GENESIS_HASH,
     )
     ctx = engine.Context(
         session, request, policy, resolver, rule_errors="raise", resolutions=resolutions

@@ -51,9 +51,6 @@ async def open_request(ctx: Context, actor: str) -> list[Task]:
     stages = create_stage_rows(request, policy)
     ctx.session.add(request)
     ctx.session.add_all(stages)
-    # Flushed before the first event: events and outbox rows reference the request row, and
-    # the unit of work orders inserts by relationship, not by foreign key.
-    await ctx.session.flush()
     await append_event(
         ctx.session,
         request,
@@ -89,7 +86,6 @@ async def restart_cycle(
     request.outcome_reason = None
     stages = create_stage_rows(request, ctx.policy)
     ctx.session.add_all(stages)
-    await ctx.session.flush()
     await append_event(
         ctx.session,
         request,
@@ -180,8 +176,8 @@ async def record_decision(
     task.completed_at = at
     task.decision_action = action
     task.decision_comment = comment
-    # The unique index on decisions.task_id turns any race that slipped past the lock into an error.
-    await ctx.session.flush()
+    # Written with the rest of the command in its last flush; the unique index on
+    # decisions.task_id still turns any race that slipped past the lock into an error there.
     await append_event(
         ctx.session,
         request,
@@ -274,7 +270,6 @@ async def reassign_task(
     old.status = TaskStatus.REASSIGNED
     old.completed_at = at
     ctx.session.add(new)
-    await ctx.session.flush()
     await append_event(
         ctx.session,
         request,

@@ -400,9 +400,9 @@ async def skip_open_tasks(
     tasks = await ctx.repository.list_tasks(ctx.request.id, stage_ids=stage_ids)
     at = now()
     skipped = [t for t in tasks if t.status in domain.UNDECIDED_TASK_STATUSES]
-    for task in skipped:
-        task.status = TaskStatus.SKIPPED
-        task.completed_at = at
+    await ctx.repository.mark_tasks(
+        skipped, status=TaskStatus.SKIPPED, completed_at=at, updated_at=at
+    )
     return skipped
 
 
@@ -433,9 +433,9 @@ async def conclude_stage(
     approved = outcome is domain.StageOutcome.APPROVED
     at = now()
     skipped = [t for t in tasks if t.status in domain.UNDECIDED_TASK_STATUSES]
-    for task in skipped:
-        task.status = TaskStatus.SKIPPED
-        task.completed_at = at
+    await ctx.repository.mark_tasks(
+        skipped, status=TaskStatus.SKIPPED, completed_at=at, updated_at=at
+    )
     if skipped:
         await append_event(
             ctx.session,
@@ -508,9 +508,9 @@ async def _decide_by_sla(
     """`auto_approve` / `auto_reject`: the open approver tasks expire, observers are skipped."""
     at = now()
     approved = action == "auto_approve"
-    for task in open_approvers:
-        task.status = TaskStatus.EXPIRED
-        task.completed_at = at
+    await ctx.repository.mark_tasks(
+        open_approvers, status=TaskStatus.EXPIRED, completed_at=at, updated_at=at
+    )
     observers = await skip_open_tasks(ctx, stage_ids=[stage.id])
     stage.breach_handled_at = at
     await complete_stage(

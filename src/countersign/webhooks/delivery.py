@@ -78,11 +78,20 @@ def job_id(delivery_id: uuid.UUID, attempt: int, reason: str = "") -> str:
 
 def notify(delivery: WebhookDelivery, reason: str = "") -> None:
     """Ask a worker to send this delivery once the current transaction commits."""
-    enqueue(
+    name, job, arguments = doorbell(
+        delivery.id, delivery.attempt, destination(delivery.url), reason
+    )
+    enqueue(name, job, **arguments)
+
+
+def doorbell(
+    delivery_id: uuid.UUID, attempt: int, to: str, reason: str
+) -> tuple[str, str, dict[str, str]]:
+    """(job name, job id, arguments) of the job that sends this delivery."""
+    return (
         JOB_NAME,
-        job_id(delivery.id, delivery.attempt, reason),
-        delivery_id=str(delivery.id),
-        destination=destination(delivery.url),
+        job_id(delivery_id, attempt, reason),
+        {"delivery_id": str(delivery_id), "destination": to},
     )
 
 
@@ -129,16 +138,18 @@ async def claim(
     session: AsyncSession, box: SecretBox, delivery_id: uuid.UUID
 ) -> Prepared | None:
     """Take the lease on a due delivery and sign it; None when there is nothing to send now."""
-    repository = DeliveryRepository(session)
-    delivery = await repository.lock(delivery_id, skip_locked=True)
+    locked = await DeliveryRepository(session).lock_for_claim(delivery_id)
     at = now()
-    if delivery is None or delivery.status != "pending":
+    if locked is None:
+        return None
+    delivery, waiting = locked
+    if delivery.status != "pending":
         return None
     if delivery.next_attempt_at is not None and delivery.next_attempt_at > at:
         return None
     if delivery.lease_until is not None and delivery.lease_until > at:
         return None
-    if await repository.has_earlier_pending(delivery):
+    if waiting:
         # Per-request order: this one goes when the earlier one is delivered or exhausted.
         return None
     if delivery.attempt >= MAX_ATTEMPTS:
@@ -253,18 +264,38 @@ def next_delay(
 
 
 @dataclass(frozen=True)
+class Released:
+    """The next delivery of a request, due now because the one before it was settled."""
+
+    delivery_id: uuid.UUID
+    attempt: int
+    destination: str
+    # The doorbell's job id part (`job_id`): "after-<sequence of the one before>".
+    reason: str
+
+
+@dataclass(frozen=True)
 class Recorded:
     """What recording an attempt did: the delivery, and the next one of its request that it
-    released (now due), with its destination, for the worker to send straight away."""
+    released (now due), for the worker to send straight away."""
 
     delivery: WebhookDelivery | None
-    released: tuple[uuid.UUID, str] | None = None
+    released: Released | None = None
 
 
 async def record(
-    session: AsyncSession, prepared: Prepared, outcome: Outcome
+    session: AsyncSession,
+    prepared: Prepared,
+    outcome: Outcome,
+    *,
+    ring_released: bool = True,
 ) -> Recorded:
-    """Store the attempt and move the delivery on: delivered, retry later, or exhausted."""
+    """Store the attempt and move the delivery on: delivered, retry later, or exhausted.
+
+    `ring_released=False`: the caller sends the delivery this one releases itself (a chain,
+    `worker.jobs.deliver_chain`) and rings for it only if it stops before; a doorbell here would
+    only start a second job that finds the delivery already taken.
+    """
     delivery = await DeliveryRepository(session).lock(
         prepared.delivery_id, skip_locked=False
     )
@@ -307,6 +338,7 @@ async def record(
             delivery,
             f"{reason}: {outcome.error}",
             attempts=prepared.attempt,
+            ring=ring_released,
         )
         return Recorded(delivery, released)
     else:
@@ -314,12 +346,19 @@ async def record(
             prepared.attempt, outcome.retry_after
         )
         return Recorded(delivery)
-    return Recorded(delivery, await _release_next(session, delivery))
+    return Recorded(
+        delivery, await _release_next(session, delivery, ring=ring_released)
+    )
 
 
 async def _exhaust(
-    session: AsyncSession, delivery: WebhookDelivery, reason: str, *, attempts: int
-) -> tuple[uuid.UUID, str] | None:
+    session: AsyncSession,
+    delivery: WebhookDelivery,
+    reason: str,
+    *,
+    attempts: int,
+    ring: bool = True,
+) -> Released | None:
     """Give up on a delivery (counted, logged) and let the next one of its request go."""
     delivery.status = "exhausted"
     delivery.next_attempt_at = None
@@ -330,24 +369,33 @@ async def _exhaust(
         attempts,
         reason,
     )
-    return await _release_next(session, delivery)
+    return await _release_next(session, delivery, ring=ring)
 
 
 async def _release_next(
-    session: AsyncSession, delivery: WebhookDelivery
-) -> tuple[uuid.UUID, str] | None:
+    session: AsyncSession, delivery: WebhookDelivery, *, ring: bool = True
+) -> Released | None:
     """The next delivery of the same request was waiting on this one: send it now.
 
-    Returns it (id, destination): the worker that just sent this one sends it next, in the same
-    job (`worker.jobs.deliver_webhook`); the doorbell is for when that worker is gone by then.
+    Returns it: a worker that just sent this one sends it next, in the same job
+    (`worker.jobs.deliver_chain`). `ring`: also ring its doorbell after the commit, for when no
+    chain follows. A chain that is killed before it sends the next one loses nothing: the
+    delivery is due from now on, and the sweep rings for it after `SWEEP_GRACE`.
     """
     following = await DeliveryRepository(session).get_next_pending(delivery)
     if following is None:
         return None
     # Due from now on (the sweep counts its grace period from here).
     following.next_attempt_at = now()
-    notify(following, f"after-{delivery.sequence}")
-    return following.id, destination(following.url)
+    released = Released(
+        following.id,
+        following.attempt,
+        destination(following.url),
+        f"after-{delivery.sequence}",
+    )
+    if ring:
+        notify(following, released.reason)
+    return released
 
 
 async def _due(

@@ -52,19 +52,37 @@ class DeliveryRepository:
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
 
+    async def lock_for_claim(
+        self, delivery_id: uuid.UUID
+    ) -> tuple[WebhookDelivery, bool] | None:
+        """The delivery, locked (skipping it when another worker holds it) and read fresh, and
+        whether an earlier delivery of its request is still pending: one round trip for what a
+        claim needs to decide."""
+        earlier = aliased(WebhookDelivery)
+        waiting = (
+            exists()
+            .where(
+                earlier.request_id == WebhookDelivery.request_id,
+                earlier.sequence < WebhookDelivery.sequence,
+                earlier.status == "pending",
+            )
+            .label("waiting")
+        )
+        statement = (
+            select(WebhookDelivery, waiting)
+            .where(WebhookDelivery.id == delivery_id)
+            .with_for_update(skip_locked=True, of=WebhookDelivery)
+            .execution_options(populate_existing=True)
+        )
+        row = (await self.session.execute(statement)).first()
+        if row is None:
+            return None
+        return row[0], bool(row[1])
+
     async def get_url(self, delivery_id: uuid.UUID) -> str | None:
         """The delivery's callback URL (it never changes), without locking anything."""
         statement = select(WebhookDelivery.url).where(WebhookDelivery.id == delivery_id)
         return (await self.session.execute(statement)).scalar_one_or_none()
-
-    async def has_earlier_pending(self, delivery: WebhookDelivery) -> bool:
-        """Whether an earlier delivery of the same request is still pending."""
-        statement = select(WebhookDelivery.id).where(
-            WebhookDelivery.request_id == delivery.request_id,
-            WebhookDelivery.sequence < delivery.sequence,
-            WebhookDelivery.status == "pending",
-        )
-        return (await self.session.execute(statement.limit(1))).first() is not None
 
     async def get_next_pending(
         self, delivery: WebhookDelivery

@@ -12,6 +12,7 @@ from countersign.timers import service as timer_service
 from countersign.webhooks import delivery as delivery_service
 from countersign.webhooks import slots
 from countersign.wiring import Runtime
+from countersign.worker.queue import Job
 
 log = logging.getLogger("countersign.worker")
 
@@ -46,18 +47,35 @@ async def deliver_chain(
     """`deliver_webhook`'s work: what happened to each delivery it handled, in order."""
     started = time.monotonic()
     results: list[str] = []
-    following: tuple[uuid.UUID, str | None] | None = (delivery_id, destination)
-    while following is not None and len(results) < MAX_CHAIN:
-        if results and time.monotonic() - started > MAX_CHAIN_SECONDS:
-            break
-        result, following = await _deliver_one(runtime, *following)
+    following: delivery_service.Released | None = None
+    current: tuple[uuid.UUID, str | None] = (delivery_id, destination)
+    while True:
+        result, following = await _deliver_one(runtime, *current)
         results.append(result)
+        if following is None:
+            return results
+        if len(results) >= MAX_CHAIN or time.monotonic() - started > MAX_CHAIN_SECONDS:
+            break
+        current = (following.delivery_id, following.destination)
+    # The chain stops here: what it released and did not send gets its doorbell.
+    await runtime.queue.send(
+        [
+            Job(
+                *delivery_service.doorbell(
+                    following.delivery_id,
+                    following.attempt,
+                    following.destination,
+                    following.reason,
+                )
+            )
+        ]
+    )
     return results
 
 
 async def _deliver_one(
     runtime: Runtime, delivery_id: uuid.UUID, destination: str | None
-) -> tuple[str, tuple[uuid.UUID, str | None] | None]:
+) -> tuple[str, delivery_service.Released | None]:
     if destination is None:
         async with runtime.transaction() as session:
             url = await delivery_service.url_of(session, delivery_id)
@@ -78,7 +96,9 @@ async def _deliver_one(
     finally:
         await slot.release(sent=sent)
     async with runtime.transaction() as session:
-        recorded = await delivery_service.record(session, prepared, outcome)
+        recorded = await delivery_service.record(
+            session, prepared, outcome, ring_released=False
+        )
     return ("delivered" if outcome.delivered else "failed"), recorded.released
 
 

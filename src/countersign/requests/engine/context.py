@@ -174,6 +174,10 @@ def create_stage_rows(request: ApprovalRequest, policy: Policy) -> list[RequestS
             sla_hours=stage.sla_hours,
             on_breach=stage.on_breach,
             reminder_hours=stage.reminder_hours,
+            # Column defaults apply only at INSERT, and the engine works on these rows before
+            # the command's one flush (ADR 0047): every value it reads is set here.
+            resolution_attempts=0,
+            required_approvers=[],
         )
         for stage in sorted(policy.stages, key=lambda s: s.stage_order)
     ]
@@ -189,6 +193,9 @@ def new_task(
     **fields: Any,
 ) -> Task:
     """An open task of `stage`, with the request fields the inbox reads copied onto it."""
+    fields.setdefault(
+        "required", False
+    )  # read before the flush (see create_stage_rows)
     return Task(
         id=uuid.uuid4(),
         request_id=request.id,

@@ -30,8 +30,8 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.fixtures.server import free_port
-from tests.operations.stack import ROOT, Process, Stack
+from tests.fixtures.server import LiveServer, free_port
+from tests.operations.stack import ROOT, Stack
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +71,7 @@ def bearer(token: str) -> dict[str, str]:
 class Loop:
     """The running stack, the caller's secret and the example caller process."""
 
-    def __init__(self, stack: Stack, secret: str, example: Process) -> None:
+    def __init__(self, stack: Stack, secret: str, example: LiveServer) -> None:
         self.stack = stack
         self.secret = secret
         self.example = example
@@ -123,9 +123,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-        example = Process(
-            "example-caller", process, log_path, log_file, f"http://127.0.0.1:{port}"
-        )
+        example = LiveServer(process, f"http://127.0.0.1:{port}", log_path, log_file)
         try:
             wait_until_up(example)
             yield Loop(stack, secret.json()["secret"], example)
@@ -133,7 +131,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
             example.stop()
 
 
-def wait_until_up(example: Process) -> None:
+def wait_until_up(example: LiveServer) -> None:
     deadline = time.monotonic() + DEADLINE_SECONDS
     while True:
         if example.process.poll() is not None:

@@ -17,7 +17,6 @@ through `COUNTERSIGN_OUTBOUND_ALLOW` (the receivers are loopback). `COUNTERSIGN_
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import jwt
 from cryptography.fernet import Fernet
@@ -33,8 +32,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from tests.fixtures.database import drop_pg_database, fresh_pg_database
-from tests.fixtures.server import free_port, wait_until_healthy
-from tests.fixtures.worker import RedisServer
+from tests.fixtures.server import LiveServer, free_port, spawn
+from tests.fixtures.worker import RedisServer, WorkerProcess
 from tests.identity.jwks_server import JwksServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,8 +42,6 @@ DIRECTORY_FILE = ROOT / "tests" / "fixtures" / "directory.yaml"
 ISSUER = "http://127.0.0.1/realms/countersign"
 AUDIENCE = "countersign"
 CLIENT_ID = "countersign-api"
-START_DEADLINE_SECONDS = 60.0
-STOP_DEADLINE_SECONDS = 20.0
 
 
 class Issuer:
@@ -89,33 +86,6 @@ class Issuer:
 
 
 @dataclass
-class Process:
-    """One service process started by the stack, with its log file."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    log_file: IO[bytes]
-    base_url: str = ""
-
-    def log(self) -> str:
-        if not self.log_file.closed:
-            self.log_file.flush()
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_DEADLINE_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if not self.log_file.closed:
-            self.log_file.close()
-
-
-@dataclass
 class Stack:
     directory: Path
     database_name: str
@@ -123,8 +93,8 @@ class Stack:
     redis: RedisServer
     issuer: Issuer
     secret_key: str = field(default_factory=lambda: Fernet.generate_key().decode())
-    apis: list[Process] = field(default_factory=list)
-    workers: list[Process] = field(default_factory=list)
+    apis: list[LiveServer] = field(default_factory=list)
+    workers: list[WorkerProcess] = field(default_factory=list)
 
     @classmethod
     def start(cls, directory: Path, *, apis: int, workers: int) -> Stack:
@@ -190,51 +160,54 @@ class Stack:
         )
         assert result.returncode == 0, result.stdout + result.stderr
 
-    def _spawn(self, name: str, args: list[str]) -> Process:
-        log_path = self.directory / f"{name}.log"
+    def start_api(self) -> LiveServer:
+        port = free_port()
+        api = spawn(
+            [
+                str(COUNTERSIGN),
+                *("serve", "--no-migrate", "--host", "127.0.0.1", "--port", str(port)),
+            ],
+            env=self.env(),
+            log_path=self.directory / f"api-{len(self.apis) + 1}.log",
+            port=port,
+        )
+        self.apis.append(api)
+        return api
+
+    def start_worker(self) -> WorkerProcess:
+        """Start a worker; it is not waited for (the flows a test drives wait for its work, and
+        the log format is not ours to parse here). `alive` says whether it still runs."""
+        log_path = self.directory / f"worker-{len(self.workers) + 1}.log"
         log_file = log_path.open("wb")
         process = subprocess.Popen(
-            [str(COUNTERSIGN), *args],
+            [str(COUNTERSIGN), "worker"],
             env=self.env(),
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-        return Process(name, process, log_path, log_file)
-
-    def start_api(self) -> Process:
-        port = free_port()
-        api = self._spawn(
-            f"api-{len(self.apis) + 1}",
-            ["serve", "--no-migrate", "--host", "127.0.0.1", "--port", str(port)],
-        )
-        api.base_url = f"http://127.0.0.1:{port}"
-        self.apis.append(api)
-        wait_until_healthy(api, deadline_seconds=START_DEADLINE_SECONDS)
-        return api
-
-    def start_worker(self) -> Process:
-        """Start a worker; it is not waited for (the flows a test drives wait for its work, and
-        the log format is not ours to parse here). `alive()` says whether it still runs."""
-        worker = self._spawn(f"worker-{len(self.workers) + 1}", ["worker"])
+        worker = WorkerProcess(process, log_path, log_file)
         self.workers.append(worker)
         return worker
 
+    def _processes(self) -> list[LiveServer | WorkerProcess]:
+        return [*self.apis, *self.workers]
+
     def dead(self) -> list[str]:
-        """The processes that exited on their own."""
+        """The processes that exited on their own (named by their log file)."""
         return [
-            p.name for p in [*self.apis, *self.workers] if p.process.poll() is not None
+            p.log_path.stem for p in self._processes() if p.process.poll() is not None
         ]
 
     def logs(self) -> str:
         """The tail of every process's log, for a failing assertion's message."""
         parts = []
-        for process in [*self.apis, *self.workers]:
+        for process in self._processes():
             tail = "\n".join(process.log().splitlines()[-40:])
-            parts.append(f"--- {process.name} ---\n{tail}")
+            parts.append(f"--- {process.log_path.stem} ---\n{tail}")
         return "\n".join(parts)
 
     def stop(self) -> None:
-        for process in [*self.apis, *self.workers]:
+        for process in self._processes():
             process.stop()
         self.issuer.stop()
         self.redis.stop()

@@ -164,14 +164,14 @@ class RequestRepository:
         other undecided tasks at once). Through the unit of work each row would be its own
         parameter set, and the decided task, whose columns differ, would split them into
         several statements depending on where it sorts."""
-        stored = [t for t in tasks if t not in self.session.new]
+        pending = self.session.new
+        stored = [t for t in tasks if t not in pending]
         for task in tasks:
+            # A stored row gets these values from the UPDATE below, so its object must not write
+            # them again; a pending one is inserted with them.
+            assign = setattr if task in pending else set_committed_value
             for name, value in values.items():
-                if task in stored:
-                    # The row gets these values below; the object must not write them again.
-                    set_committed_value(task, name, value)
-                else:
-                    setattr(task, name, value)
+                assign(task, name, value)
         if stored:
             statement = (
                 update(Task)

@@ -10,6 +10,7 @@ against it, with the same code path as in production (pooled asyncpg engine with
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -279,6 +280,15 @@ async def test_every_endpoint_is_a_503_while_the_database_is_down_and_recovers(
     created = await outage_client.post("/v1/policies", json=POLICY, headers=admin)
     assert created.status_code == 201, created.text
     assert (await outage_client.get("/v1/health")).status_code == 200
+
+    # The pool gauge survived the dead connections: it never counts below zero (a connection
+    # that fails at checkout is checked in without a checkout event).
+    scraped = (await outage_client.get("/metrics")).text
+    in_use = re.search(
+        r"^countersign_db_pool_connections_in_use (\S+)$", scraped, re.MULTILINE
+    )
+    assert in_use is not None, scraped[-2000:]
+    assert float(in_use.group(1)) >= 0, in_use.group(0)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -248,17 +249,37 @@ def install() -> None:
 
 
 def watch_pool(engine: AsyncEngine) -> None:
-    """`countersign_db_pool_connections_in_use` follows this engine's pool checkouts."""
+    """`countersign_db_pool_connections_in_use` follows the pools' checkouts.
+
+    Set from the pools' own count (`Pool.checkedout`) on every checkout and checkin rather than
+    counted up and down: a connection that fails while being checked out (a database outage) is
+    checked in without a matching checkout event, and a running count drifts below zero.
+    """
     sync: Engine = engine.sync_engine
+    _watched.add(sync)
+
+    def in_use() -> int:
+        return sum(_checked_out(e) for e in list(_watched))
 
     def checkout(*_: Any) -> None:
-        metrics.DB_POOL_IN_USE.inc()
+        metrics.DB_POOL_IN_USE.set(in_use())
 
     def checkin(*_: Any) -> None:
-        metrics.DB_POOL_IN_USE.dec()
+        # Fired before the connection goes back to the pool, which still counts it.
+        metrics.DB_POOL_IN_USE.set(max(in_use() - 1, 0))
 
     event.listen(sync, "checkout", checkout)
     event.listen(sync, "checkin", checkin)
+
+
+_watched: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _checked_out(engine: Engine) -> int:
+    count = getattr(
+        engine.pool, "checkedout", None
+    )  # NullPool and StaticPool have none
+    return int(count()) if callable(count) else 0
 
 
 # --- gauges read at scrape time -----------------------------------------------------------------
